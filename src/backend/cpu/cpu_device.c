@@ -1,0 +1,257 @@
+/* cpu_device.c — the CPU backend's device: host memory (64-byte aligned),
+ * run-time SIMD feature detection, the persistent thread pool behind
+ * mlxn_cpu_parallel_for, and the backend table. Op entry points are weak
+ * references: an op whose implementation is not linked in reports
+ * MLXN_ERR_UNSUPPORTED instead of failing the link. */
+#include "backend/cpu/cpu_backend.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
+/* ---------------------------------------------------------------- features */
+
+static mlxn_cpu_features g_feat;
+static pthread_once_t g_feat_once = PTHREAD_ONCE_INIT;
+
+static void detect(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
+    g_feat.fma = (c >> 12) & 1;
+    g_feat.f16c = (c >> 29) & 1;
+    unsigned long long xcr0 = 0;
+    if (osxsave) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        xcr0 = ((unsigned long long)hi << 32) | lo;
+    }
+    int ymm = avx && (xcr0 & 6) == 6, zmm = ymm && (xcr0 & 0xe0) == 0xe0;
+    if (!ymm) { g_feat.fma = g_feat.f16c = 0; return; }
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        g_feat.avx2 = (b >> 5) & 1;
+        if (zmm) {
+            g_feat.avx512f = (b >> 16) & 1;
+            g_feat.avx512bw = (b >> 30) & 1;
+            g_feat.avx512vl = (b >> 31) & 1;
+            g_feat.avx512vnni = (c >> 11) & 1;
+        }
+        unsigned a1, b1, c1, d1;
+        if (__get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) {
+            g_feat.avxvnni = (a1 >> 4) & 1;
+            if (zmm) g_feat.avx512bf16 = (a1 >> 5) & 1;
+        }
+    }
+    if (getenv("MLXN_CPU_NO_SIMD")) memset(&g_feat, 0, sizeof g_feat); /* scalar fallbacks, for tests */
+    else if (getenv("MLXN_CPU_NO_AVX512")) {
+        g_feat.avx512f = g_feat.avx512bw = g_feat.avx512vl = g_feat.avx512vnni = g_feat.avx512bf16 = 0;
+    }
+#endif
+}
+
+const mlxn_cpu_features *mlxn_cpu_detect_features(void) {
+    pthread_once(&g_feat_once, detect);
+    return &g_feat;
+}
+
+/* ---------------------------------------------------------------- thread pool */
+
+struct mlxn_cpu_pool {
+    int n_threads; /* including the caller */
+    pthread_t *threads;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv, done_cv;
+    /* current job */
+    mlxn_cpu_range_fn fn;
+    void *ctx;
+    int64_t n, chunk;
+    int n_chunks;
+    int generation;
+    int pending; /* workers still running this generation */
+    int stop;
+};
+
+typedef struct { mlxn_cpu_pool *pool; int index; } worker_arg;
+
+static void run_chunks(mlxn_cpu_pool *p, int t) {
+    /* static assignment: thread t runs chunk t (deterministic) */
+    if (t < p->n_chunks) {
+        int64_t b = (int64_t)t * p->chunk, e = b + p->chunk;
+        if (e > p->n) e = p->n;
+        if (b < e) p->fn(p->ctx, b, e, t);
+    }
+}
+
+static void *worker_main(void *arg) {
+    worker_arg *wa = arg;
+    mlxn_cpu_pool *p = wa->pool;
+    int idx = wa->index;
+    free(wa);
+    int seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+        if (p->stop) break;
+        seen = p->generation;
+        pthread_mutex_unlock(&p->mu);
+        run_chunks(p, idx);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done_cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+static mlxn_status pool_create(int n_threads, mlxn_cpu_pool **out) {
+    mlxn_cpu_pool *p = calloc(1, sizeof *p);
+    if (!p) return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "cpu: out of host memory");
+    p->n_threads = n_threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work_cv, NULL);
+    pthread_cond_init(&p->done_cv, NULL);
+    if (n_threads > 1) {
+        p->threads = calloc((size_t)n_threads, sizeof *p->threads);
+        if (!p->threads) { free(p); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "cpu: out of host memory"); }
+        for (int i = 1; i < n_threads; i++) {
+            worker_arg *wa = malloc(sizeof *wa);
+            int rc = wa ? pthread_create(&p->threads[i], NULL, worker_main, wa) : -1;
+            if (wa) { wa->pool = p; wa->index = i; }
+            if (rc != 0) {
+                free(wa);
+                p->n_threads = i; /* keep the ones that started */
+                break;
+            }
+        }
+    }
+    *out = p;
+    return MLXN_OK;
+}
+
+static void pool_destroy(mlxn_cpu_pool *p) {
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->n_threads; i++) pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->work_cv);
+    pthread_cond_destroy(&p->done_cv);
+    free(p->threads);
+    free(p);
+}
+
+void mlxn_cpu_parallel_for(mlxn_cpu_device *dev, int64_t n, int64_t grain, mlxn_cpu_range_fn fn, void *ctx) {
+    if (n <= 0) return;
+    if (grain < 1) grain = 1;
+    mlxn_cpu_pool *p = dev->pool;
+    int nt = p ? p->n_threads : 1;
+    int64_t max_chunks = (n + grain - 1) / grain;
+    int chunks = nt < max_chunks ? nt : (int)max_chunks;
+    if (chunks <= 1) { fn(ctx, 0, n, 0); return; }
+    int64_t chunk = (n + chunks - 1) / chunks;
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->n = n;
+    p->chunk = chunk;
+    p->n_chunks = chunks;
+    p->pending = nt - 1;
+    p->generation++;
+    pthread_cond_broadcast(&p->work_cv);
+    pthread_mutex_unlock(&p->mu);
+    run_chunks(p, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---------------------------------------------------------------- memory (shared with ref) */
+
+mlxn_status mlxn_host_alloc(mlxn_device *d, size_t bytes, void **ptr) {
+    void *p = NULL;
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    if (rounded < bytes || posix_memalign(&p, 64, rounded ? rounded : 64) != 0)
+        return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes of host memory", d->kind, bytes);
+    *ptr = p;
+    return MLXN_OK;
+}
+void mlxn_host_free(mlxn_device *d, void *ptr) { free(ptr); }
+mlxn_status mlxn_host_copy(mlxn_device *d, void *dst, const void *src, size_t bytes) {
+    memmove(dst, src, bytes);
+    return MLXN_OK;
+}
+mlxn_status mlxn_host_fill(mlxn_device *d, void *dst, uint8_t byte, size_t bytes) {
+    memset(dst, byte, bytes);
+    return MLXN_OK;
+}
+
+/* ---------------------------------------------------------------- device */
+
+#define WEAK_OP(name) extern MLXN_CPU_OP(name) __attribute__((weak));
+WEAK_OP(add) WEAK_OP(mul) WEAK_OP(scale) WEAK_OP(silu) WEAK_OP(gelu) WEAK_OP(silu_mul) WEAK_OP(gelu_mul)
+WEAK_OP(softcap) WEAK_OP(cast) WEAK_OP(rms_norm) WEAK_OP(rms_norm_residual) WEAK_OP(layer_norm) WEAK_OP(l2_norm)
+WEAK_OP(rope) WEAK_OP(softmax) WEAK_OP(argmax) WEAK_OP(topk) WEAK_OP(embedding) WEAK_OP(matmul)
+WEAK_OP(dequantize) WEAK_OP(attention) WEAK_OP(kv_append) WEAK_OP(im2col_2d_3ch)
+
+static void cpu_close(mlxn_device *d) {
+    mlxn_cpu_device *c = d->impl;
+    if (!c) return;
+    pool_destroy(c->pool);
+    free(c);
+    d->impl = NULL;
+}
+
+static const mlxn_backend_ops cpu_ops = {
+    .name = "cpu",
+    .alloc = mlxn_host_alloc,
+    .free = mlxn_host_free,
+    .upload = mlxn_host_copy,
+    .download = mlxn_host_copy,
+    .fill_bytes = mlxn_host_fill,
+    .close = cpu_close,
+    .op = {
+        [MLXN_OP_ADD] = mlxn_cpu_add, [MLXN_OP_MUL] = mlxn_cpu_mul, [MLXN_OP_SCALE] = mlxn_cpu_scale,
+        [MLXN_OP_SILU] = mlxn_cpu_silu, [MLXN_OP_GELU] = mlxn_cpu_gelu, [MLXN_OP_SILU_MUL] = mlxn_cpu_silu_mul,
+        [MLXN_OP_GELU_MUL] = mlxn_cpu_gelu_mul, [MLXN_OP_SOFTCAP] = mlxn_cpu_softcap, [MLXN_OP_CAST] = mlxn_cpu_cast,
+        [MLXN_OP_RMS_NORM] = mlxn_cpu_rms_norm, [MLXN_OP_RMS_NORM_RESIDUAL] = mlxn_cpu_rms_norm_residual,
+        [MLXN_OP_LAYER_NORM] = mlxn_cpu_layer_norm, [MLXN_OP_L2_NORM] = mlxn_cpu_l2_norm, [MLXN_OP_ROPE] = mlxn_cpu_rope,
+        [MLXN_OP_SOFTMAX] = mlxn_cpu_softmax, [MLXN_OP_ARGMAX] = mlxn_cpu_argmax, [MLXN_OP_TOPK] = mlxn_cpu_topk,
+        [MLXN_OP_EMBEDDING] = mlxn_cpu_embedding, [MLXN_OP_MATMUL] = mlxn_cpu_matmul,
+        [MLXN_OP_DEQUANTIZE] = mlxn_cpu_dequantize, [MLXN_OP_ATTENTION] = mlxn_cpu_attention,
+        [MLXN_OP_KV_APPEND] = mlxn_cpu_kv_append, [MLXN_OP_IM2COL_2D_3CH] = mlxn_cpu_im2col_2d_3ch,
+    },
+};
+
+mlxn_status mlxn_cpu_device_open(const mlxn_device_opts *opts, mlxn_device *d) {
+    mlxn_cpu_device *c = calloc(1, sizeof *c);
+    if (!c) return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "cpu: out of host memory");
+    c->feat = *mlxn_cpu_detect_features();
+    int nt = opts && opts->n_threads > 0 ? opts->n_threads : 0;
+    if (!nt) {
+        const char *env = getenv("MLXN_THREADS");
+        nt = env ? atoi(env) : 0;
+    }
+    if (nt <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        nt = n > 0 ? (int)n : 1;
+    }
+    if (nt > 256) nt = 256;
+    mlxn_status s = pool_create(nt, &c->pool);
+    if (s != MLXN_OK) { free(c); return s; }
+    c->n_threads = c->pool->n_threads;
+    d->ops = &cpu_ops;
+    d->impl = c;
+    snprintf(d->kind, sizeof d->kind, "cpu");
+    const mlxn_cpu_features *f = &c->feat;
+    snprintf(d->description, sizeof d->description, "CPU, %d threads (%s%s%s%s)", c->n_threads,
+             f->avx512f ? "AVX-512" : f->avx2 ? "AVX2" : "scalar", f->avx512vnni ? "+VNNI" : "",
+             f->avx512bf16 ? "+BF16" : "", f->fma ? "+FMA" : "");
+    return MLXN_OK;
+}
