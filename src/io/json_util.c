@@ -129,3 +129,26 @@ int mlxn_path_is_dir(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
+
+int mlxn_utf8_valid(const char *s, size_t n) {
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = p[i];
+        if (c < 0x80) { i++; continue; }
+        size_t len;
+        unsigned min;
+        if ((c & 0xe0) == 0xc0) { len = 2; c &= 0x1f; min = 0x80; }
+        else if ((c & 0xf0) == 0xe0) { len = 3; c &= 0x0f; min = 0x800; }
+        else if ((c & 0xf8) == 0xf0) { len = 4; c &= 0x07; min = 0x10000; }
+        else return 0;
+        if (n - i < len) return 0;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) return 0;
+            c = (c << 6) | (p[i + k] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff)) return 0;
+        i += len;
+    }
+    return 1;
+}

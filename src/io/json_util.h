@@ -40,6 +40,9 @@ int mlxn_json_get_int(const json_t *obj, const char *key, int64_t *out);
 /* String member (NULL if absent or not a string). */
 const char *mlxn_json_get_str(const json_t *obj, const char *key);
 
+/* 1 if [s, s+n) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+int mlxn_utf8_valid(const char *s, size_t n);
+
 /* Join a directory and a file name into a malloc'd path (NULL on OOM). */
 char *mlxn_path_join(const char *dir, const char *name);
 /* 1 if `path` is an existing regular file / directory. */

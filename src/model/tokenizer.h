@@ -49,9 +49,15 @@ typedef struct mlxn_tokenizer_vocab_desc {
     int32_t bos_id, eos_id, unk_id, pad_id; /* -1 if absent */
     int add_bos;               /* tokenizer.ggml.add_bos_token; -1 unknown -> model default */
     const char *chat_template; /* may be NULL */
+    int no_space_prefix;       /* "llama" only: 1 if tokenizer.ggml.add_space_prefix is false (Gemma);
+                                  0 (default) prepends '▁' to the text like SentencePiece */
 } mlxn_tokenizer_vocab_desc;
 
 mlxn_status mlxn_tokenizer_from_vocab(const mlxn_tokenizer_vocab_desc *d, mlxn_tokenizer **out);
+/* All of the above read from an open GGUF file (tokenizer.ggml.* and
+ * tokenizer.chat_template); errors name the file. */
+struct mlxn_gguf;
+mlxn_status mlxn_tokenizer_from_gguf(const struct mlxn_gguf *g, mlxn_tokenizer **out);
 /* tokenizer_config_json_path may be NULL. */
 mlxn_status mlxn_tokenizer_from_json(const char *tokenizer_json_path, const char *tokenizer_config_json_path,
                                      mlxn_tokenizer **out);
@@ -61,7 +67,15 @@ void mlxn_tokenizer_free(mlxn_tokenizer *t);
 
 mlxn_tokenizer_kind mlxn_tokenizer_get_kind(const mlxn_tokenizer *t);
 
-/* Encode UTF-8 text. add_bos: prepend BOS if the tokenizer adds it by default
+/* Normalizers supported from tokenizer.json: Prepend, Replace (string
+ * pattern), NFC — NFC is accepted but NOT applied (identity; Qwen2/3 declare
+ * it; text that is not already NFC may tokenize differently from HF).
+ * Pre-tokenizers: ByteLevel (add_prefix_space=false), Split (regex/string;
+ * Isolated, Removed, MergedWithPrevious, MergedWithNext), Digits, Metaspace
+ * (first step only). Model: BPE (merges by rank, byte_fallback, fuse_unk,
+ * ignore_merges). Anything else is MLXN_ERR_UNSUPPORTED naming it.
+ *
+ * Encode UTF-8 text. add_bos: prepend BOS if the tokenizer adds it by default
  * (pass 0 to never add it). parse_special: recognise special/added tokens such
  * as "<|im_start|>" in the text (otherwise they are encoded as plain text;
  * non-special added tokens are always matched, as HF tokenizers does).
@@ -83,9 +97,10 @@ mlxn_status mlxn_tokenizer_decode(const mlxn_tokenizer *t, const int32_t *ids, s
                                   char **out, size_t *len);
 
 /* Streaming detokenizer: feed ids, get only complete UTF-8 out (bytes of a
- * split character are held until complete; an invalid sequence is emitted as
- * U+FFFD). Matches mlxn_tokenizer_decode(skip_special=0) except for the SPM
- * leading space, which it also strips from the first token. */
+ * split character are held until complete; an invalid byte is emitted as
+ * U+FFFD). The concatenated output equals mlxn_tokenizer_decode(skip_special=0)
+ * except that the SPM leading space is kept: generated tokens continue a
+ * prompt, so " Paris" must stay " Paris". */
 typedef struct mlxn_detok mlxn_detok;
 mlxn_status mlxn_detok_create(const mlxn_tokenizer *t, mlxn_detok **out);
 void mlxn_detok_free(mlxn_detok *d);

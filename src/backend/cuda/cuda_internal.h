@@ -40,6 +40,7 @@ typedef struct CUgraphExec_st *CUgraphExec;
 #define CU_STREAM_NON_BLOCKING 1
 #define CU_STREAM_CAPTURE_MODE_RELAXED 2
 #define CU_MEMHOSTALLOC_PORTABLE 1
+#define CU_MEMHOSTALLOC_DEVICEMAP 2
 #define CU_EVENT_DEFAULT 0
 
 /* driver entry points, resolved with dlsym (versioned names where the header maps them) */
@@ -63,6 +64,7 @@ typedef struct mlxn_cuda_api {
     CUresult (*cuMemGetInfo)(size_t *, size_t *);
     CUresult (*cuMemHostAlloc)(void **, size_t, unsigned);
     CUresult (*cuMemFreeHost)(void *);
+    CUresult (*cuMemHostGetDevicePointer)(CUdeviceptr *, void *, unsigned);
     CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
     CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
     CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
@@ -155,7 +157,7 @@ typedef struct mlxn_cuda_registry {
 } mlxn_cuda_registry;
 
 /* Compile one embedded source with NVRTC for `arch` ("sm_80", "sm_90"). On
- * success *cubin/*cubin_size (malloc'd) are set; on failure the status
+ * success cubin and cubin_size (malloc'd) are set; on failure the status
  * carries the NVRTC log. Needs no GPU and no driver. */
 mlxn_status mlxn_cuda_compile_source(const char *source_name, const char *arch, void **cubin, size_t *cubin_size);
 /* Number of embedded sources and the i-th name (NULL past the end). */
@@ -182,9 +184,9 @@ typedef struct mlxn_cuda_dev {
     CUevent staging_ev[2];
     /* cached freed blocks (power-of-two buckets) to avoid cuMemFree stalls */
     pthread_mutex_t cache_mu;
-    struct mlxn_cuda_block *free_blocks[64];
+    struct mlxn_cuda_block *free_blocks[64]; /* bucket b: blocks of 2^b bytes */
     size_t cached_bytes;
-    struct mlxn_cuda_block *live; /* hash of live allocations (ptr -> size) */
+    struct mlxn_cuda_block *live[1024]; /* live allocations (ptr -> size), chained by ptr hash */
 } mlxn_cuda_dev;
 
 typedef struct mlxn_cuda_block {
@@ -199,16 +201,20 @@ typedef struct mlxn_cuda_block {
 typedef struct mlxn_cuda_sess {
     mlxn_cuda_dev *dev;
     CUstream stream;
-    CUdeviceptr err_word; /* u32: bit flags raised by kernels (e.g. id out of range) */
+    volatile uint32_t *err_host; /* mapped pinned word: bit flags raised by kernels */
+    CUdeviceptr err_word;        /* its device address */
     CUdeviceptr scratch;
     size_t scratch_bytes;
-    CUdeviceptr old_scratch[32];
+    CUdeviceptr old_scratch[40]; /* outgrown blocks, still referenced by a capture in progress */
     int n_old_scratch;
     int capturing;
+    CUdeviceptr counters; /* MLXN_CUDA_COUNTERS zeroed u32s; kernels that use one leave it zero */
 } mlxn_cuda_sess;
 
+#define MLXN_CUDA_COUNTERS (1u << 20)
 #define MLXN_CUDA_ERR_EMBED_RANGE 1u
 #define MLXN_CUDA_ERR_KV_RANGE 2u
+#define MLXN_CUDA_ERR_ATTN_RANGE 4u
 
 static inline mlxn_cuda_dev *mlxn_cuda_dev_of(const mlxn_session *s) { return (mlxn_cuda_dev *)s->device->impl; }
 static inline mlxn_cuda_sess *mlxn_cuda_sess_of(const mlxn_session *s) { return (mlxn_cuda_sess *)s->impl; }

@@ -63,6 +63,7 @@ static int load_cu_symbols(void) {
     LOAD_CU(cuMemGetInfo, "cuMemGetInfo_v2");
     LOAD_CU(cuMemHostAlloc, "cuMemHostAlloc");
     LOAD_CU(cuMemFreeHost, "cuMemFreeHost");
+    LOAD_CU(cuMemHostGetDevicePointer, "cuMemHostGetDevicePointer_v2");
     LOAD_CU(cuMemcpyHtoD, "cuMemcpyHtoD_v2");
     LOAD_CU(cuMemcpyDtoH, "cuMemcpyDtoH_v2");
     LOAD_CU(cuMemcpyHtoDAsync, "cuMemcpyHtoDAsync_v2");

@@ -1,0 +1,61 @@
+/* cpu_quant_kernels.h — the interface between the CPU matmul driver
+ * (cpu_matmul.c: format dispatch, threading, the portable dequantize-then-dot
+ * path) and the AVX2 kernels (cpu_matmul_avx2.c). Quantized fast paths first
+ * quantize each activation row x [K] to int8 per block (like ggml's q8
+ * formats: dx = max|x|/127 per block, xq = rint(x/dx)), laid out in the order
+ * the weight's packed nibbles come out of a SIMD unpack, and then compute
+ * integer dot products (vpmaddubsw/vpmaddwd) per block, scaled in f32. */
+#ifndef MLXN_CPU_QUANT_KERNELS_H
+#define MLXN_CPU_QUANT_KERNELS_H
+
+#include <stdint.h>
+
+#include "core/internal.h"
+
+/* Kinds of int8 fast path (what x must look like and which dot kernel runs).
+ * x is always quantized in blocks of 32 values (K % 32 == 0 for all of them). */
+typedef enum cpu_qkind {
+    CPU_Q_NONE = 0,
+    CPU_Q_Q4_0,   /* natural x order */
+    CPU_Q_Q4_1,
+    CPU_Q_Q8_0,
+    CPU_Q_MLX4,   /* MLX affine 4-bit: x permuted to [evens | odds] per 32 (group 32) or 64 (else) chunk */
+    CPU_Q_MLX8,
+    CPU_Q_Q4_K,
+    CPU_Q_Q6_K,   /* needs bs (sums per 16) */
+} cpu_qkind;
+
+/* Quantized activations for M rows. Row m: q + m*K, d/s/t + m*nblk,
+ * bs + m*(K/16), dv + m*(K/8). */
+typedef struct cpu_xq {
+    int64_t K, nblk;      /* nblk = K/32 */
+    int8_t *q;            // [M, K]
+    float *d;             // [M, nblk] block scale dx
+    float *s;             // [M, nblk] exact f32 sum of x over the block
+    float *t;             // [M, nblk] dx * sum(xq) over the block
+    int16_t *bs;          // [M, K/16] sum(xq) per 16 values (Q6_K), or NULL
+    float *dv;            // [M, K/64, 8] {dx[2c] x4, dx[2c+1] x4} per 64-chunk c (MLX4 group >= 64), or NULL
+    float *sg, *ug;       // [M, K/group] MLX4: sum(x), 8*(sum(x) - sum(t)) per group; or NULL
+} cpu_xq;
+
+/* Describes the weight for a kernel. */
+typedef struct cpu_wdesc {
+    const uint8_t *data; /* row r at data + r*row_bytes */
+    int64_t row_bytes, K;
+    const uint8_t *scales, *biases; /* MLX only, row r group g at index r*(K/group)+g */
+    mlxn_dtype sdt;
+    int group;
+} cpu_wdesc;
+
+/* AVX2 (+FMA, F16C) kernels; defined only on x86-64. */
+int mlxn_cpu_avx2_quantize_x(cpu_qkind kind, const float *x /* [M, K], any alignment */, int64_t M, int64_t K,
+                             int group, cpu_xq *xq);
+/* y[r*ys] for r in [0, nr) (nr <= 4) = dot of weight row `row` with x rows m0..m0+nr-1. */
+void mlxn_cpu_avx2_dot_q(cpu_qkind kind, const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, int nr,
+                         float *out /* [nr] */);
+/* Dense rows: out[r] = dot(w row, x row m0+r), w dtype f32/f16/bf16; x rows are f32 with stride K. */
+void mlxn_cpu_avx2_dot_dense(mlxn_dtype wt, const uint8_t *wrow, const float *x, int64_t K, int nr, float *out);
+/* out[r] = dot(a, x row r) in f32 (a, x aligned or not). */
+void mlxn_cpu_avx2_dot_f32(const float *a, const float *x, int64_t K, int nr, float *out);
+
+#endif

@@ -1,0 +1,106 @@
+/* cuda_ops_attention.c — launcher for attention (kernels/attention.cu): picks
+ * the kernel instance (cache dtype, head-dim bound 64/128/256, GQA group
+ * 1/2/4/8 per block), sizes the split-K grid from the cache capacity C and
+ * the number of (query row, KV head) pairs so that ~4 blocks per SM are
+ * launched, and lays out the per-split partials in session scratch. The grid
+ * never depends on positions (they are read on the device), so a captured
+ * graph replays for every decode step. */
+#include "backend/cuda/cuda_internal.h"
+
+#include <stdio.h>
+
+/* Mirrors struct AttnArgs in attention.cu (pointers and i64 first, then ints and floats). */
+typedef struct {
+    CUdeviceptr q, k, v, pos, out, part, part_ml, counters, maxpos;
+    long long C, kv_len;
+    int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
+    float scale, softcap;
+} attn_args;
+
+mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
+    const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
+    const mlxn_attention_params *p = &op->p.attn;
+    mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
+    mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
+    int T = (int)q->shape[0], Hq = (int)q->shape[1], D = (int)q->shape[2];
+    int Hkv = (int)kc->shape[0];
+    int64_t C = kc->shape[1];
+    int G = Hq / Hkv;
+    if (D > 256)
+        return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "attention (cuda): head dim %d > 256 is not supported", D);
+    int dmax = D <= 64 ? 64 : D <= 128 ? 128 : 256;
+    int gb = G % 8 == 0 ? 8 : G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1;
+    int hgroups = G / gb;
+    /* string literals: the registry keys kernels by these pointers */
+    static const char *const names[3][3][4] = {
+        {{"attn_f32_d64_g1", "attn_f32_d64_g2", "attn_f32_d64_g4", "attn_f32_d64_g8"},
+         {"attn_f32_d128_g1", "attn_f32_d128_g2", "attn_f32_d128_g4", "attn_f32_d128_g8"},
+         {"attn_f32_d256_g1", "attn_f32_d256_g2", "attn_f32_d256_g4", "attn_f32_d256_g8"}},
+        {{"attn_f16_d64_g1", "attn_f16_d64_g2", "attn_f16_d64_g4", "attn_f16_d64_g8"},
+         {"attn_f16_d128_g1", "attn_f16_d128_g2", "attn_f16_d128_g4", "attn_f16_d128_g8"},
+         {"attn_f16_d256_g1", "attn_f16_d256_g2", "attn_f16_d256_g4", "attn_f16_d256_g8"}},
+        {{"attn_bf16_d64_g1", "attn_bf16_d64_g2", "attn_bf16_d64_g4", "attn_bf16_d64_g8"},
+         {"attn_bf16_d128_g1", "attn_bf16_d128_g2", "attn_bf16_d128_g4", "attn_bf16_d128_g8"},
+         {"attn_bf16_d256_g1", "attn_bf16_d256_g2", "attn_bf16_d256_g4", "attn_bf16_d256_g8"}}};
+    int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
+    int dmi = dmax == 64 ? 0 : dmax == 128 ? 1 : 2;
+    int gi = gb == 1 ? 0 : gb == 2 ? 1 : gb == 4 ? 2 : 3;
+    const char *kname = names[di][dmi][gi];
+
+    /* split count: ~4 blocks per SM, chunks of at least 256 keys */
+    int64_t pairs = (int64_t)T * Hkv * hgroups;
+    if (pairs > MLXN_CUDA_COUNTERS)
+        return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "attention (cuda): %lld (row, head) pairs exceed %u",
+                              (long long)pairs, MLXN_CUDA_COUNTERS);
+    int64_t want = ((int64_t)cd->sm_count * 4 + pairs - 1) / pairs;
+    int64_t max_split = (C + 255) / 256;
+    int64_t nsplit = want < 1 ? 1 : want;
+    if (nsplit > max_split) nsplit = max_split;
+    int64_t chunk = (C + nsplit - 1) / nsplit;
+    chunk = (chunk + 127) / 128 * 128;
+    nsplit = (C + chunk - 1) / chunk;
+    if (nsplit > 65535) return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "attention (cuda): too many splits");
+
+    size_t part_floats = (size_t)T * Hq * nsplit * (size_t)D;
+    size_t ml_floats = (size_t)T * Hq * nsplit * 2;
+    size_t bytes = 256 + (part_floats + ml_floats) * 4;
+    CUdeviceptr scr;
+    MLXN_TRY(mlxn_cuda_scratch(s, bytes, &scr));
+    if (!ss->counters) return mlxn_set_error(MLXN_ERR_DEVICE, "attention (cuda): session has no counter memory");
+
+    attn_args a = {0};
+    a.q = mlxn_cuda_addr(q);
+    a.k = mlxn_cuda_addr(kc);
+    a.v = mlxn_cuda_addr(vc);
+    a.pos = mlxn_cuda_addr(pos);
+    a.out = mlxn_cuda_addr(op->out[0]);
+    a.maxpos = scr;
+    a.part_ml = scr + 256;
+    a.part = a.part_ml + ml_floats * 4;
+    a.counters = ss->counters;
+    a.C = C;
+    a.kv_len = p->kv_len;
+    a.T = T;
+    a.Hq = Hq;
+    a.Hkv = Hkv;
+    a.D = D;
+    a.G_total = G;
+    a.nsplit = (int)nsplit;
+    a.chunk = (int)chunk;
+    a.causal = p->causal;
+    a.window = p->window;
+    a.ring = p->ring;
+    size_t esz = mlxn_dtype_size(kc->dtype);
+    a.full = D == dmax && a.k % 16 == 0 && a.v % 16 == 0 && ((size_t)D * esz) % 16 == 0;
+    a.scale = p->scale;
+    a.softcap = p->softcap;
+
+    long long kvl = p->kv_len, CC = C;
+    int ring = p->ring;
+    CUdeviceptr posp = a.pos, mp = a.maxpos, err = ss->err_word;
+    void *pargs[] = {&posp, &T, &kvl, &CC, &ring, &mp, &err};
+    MLXN_TRY(mlxn_cuda_launch(s, "attention.cu", "attn_prep", 1, 1, 1, 256, 0, pargs));
+    void *args[] = {&a};
+    return mlxn_cuda_launch(s, "attention.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups), (unsigned)T, 128,
+                            0, args);
+}

@@ -1,0 +1,278 @@
+// attention.cu — scaled dot-product attention over a KV cache, split-K
+// ("flash decoding"): attn_prep finds the newest position (read from device
+// memory, so a captured graph replays with new positions); each attn_* block
+// takes one query row t, one KV head and a group of G query heads sharing it
+// (GQA), walks one chunk of the cache in tiles of 128 keys (scores in shared
+// memory, block-wide running max, V accumulated per lane), and writes a
+// partial (max, sum, acc[D]); the last block of a (t, KV head) to finish
+// combines the partials into out (a counter in device memory, reset by that
+// block, orders this without a second launch). Grid sizes depend on the
+// cache capacity C only. Kernels are instantiated per cache dtype, a head-dim
+// bound DMAX (64/128/256; lane owns DMAX/32 dims) and G (1/2/4/8).
+#include "common.cu"
+
+#define TILE 128
+#define NWARP 4
+
+struct AttnArgs {
+    const float *q;      // [T, Hq, D]
+    const void *k;       // [Hkv, C, D]
+    const void *v;
+    const int *pos;      // [T] or NULL
+    float *out;          // [T, Hq, D]
+    float *part;         // [T, Hq, nsplit, D] partial accumulators
+    float *part_ml;      // [T, Hq, nsplit, 2] partial max, sum
+    unsigned *counters;  // [T * Hkv * hgroups]
+    const int *maxpos;   // [1] newest position (attn_prep)
+    i64 C;
+    i64 kv_len;
+    int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
+    float scale, softcap;
+};
+
+extern "C" __global__ void attn_prep(const int *pos, int T, i64 kv_len, i64 C, int ring, int *maxpos,
+                                     unsigned *err) {
+    int m = -1;
+    for (int t = threadIdx.x; t < T; t += blockDim.x) {
+        int p = pos ? pos[t] : (int)(kv_len - T + t);
+        if (p < 0) atomicOr(err, 4u);
+        m = max(m, p);
+    }
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) m = max(m, __shfl_xor_sync(0xffffffffu, m, o));
+    __shared__ int sh[32];
+    if ((threadIdx.x & 31) == 0) sh[threadIdx.x >> 5] = m;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        for (int w = 1; w < (int)(blockDim.x >> 5); w++) m = max(m, sh[w]);
+        m = max(m, sh[0]);
+        if (!ring && (i64)m >= C) atomicOr(err, 4u);
+        *maxpos = m;
+    }
+}
+
+template <int DT, int EPL>
+__device__ __forceinline__ void load_vec(const void *base, i64 off, bool full, int d0, int D, float *o) {
+    if (full) {
+        if (DT == DT_F32) {
+            const float *p = (const float *)base + off;
+            if (EPL == 2) {
+                float2 t = *(const float2 *)p;
+                o[0] = t.x; o[1] = t.y;
+            } else {
+#pragma unroll
+                for (int e = 0; e < EPL; e += 4) {
+                    float4 t = *(const float4 *)(p + e);
+                    o[e] = t.x; o[e + 1] = t.y; o[e + 2] = t.z; o[e + 3] = t.w;
+                }
+            }
+        } else {
+            const u16 *p = (const u16 *)base + off;
+            u32 w[EPL / 2];
+            if (EPL == 2) {
+                w[0] = *(const u32 *)p;
+            } else if (EPL == 4) {
+                uint2 t = *(const uint2 *)p;
+                w[0] = t.x; w[1] = t.y;
+            } else {
+                uint4 t = *(const uint4 *)p;
+                w[0] = t.x; w[1] = t.y; w[2] = t.z; w[3] = t.w;
+            }
+#pragma unroll
+            for (int e = 0; e < EPL / 2; e++) {
+                u16 lo = (u16)(w[e] & 0xffffu), hi = (u16)(w[e] >> 16);
+                o[2 * e] = DT == DT_F16 ? h2f(lo) : bf2f(lo);
+                o[2 * e + 1] = DT == DT_F16 ? h2f(hi) : bf2f(hi);
+            }
+        }
+    } else {
+#pragma unroll
+        for (int e = 0; e < EPL; e++) o[e] = (d0 + e < D) ? ldf(base, DT, off + e) : 0.0f;
+    }
+}
+
+template <int DT, int DMAX, int G>
+__device__ void attn_body(const AttnArgs &a) {
+    const int EPL = DMAX / 32;
+    __shared__ float s_sc[G][TILE];
+    __shared__ float s_red[NWARP][G];
+    __shared__ float s_acc[NWARP][G][DMAX];
+    __shared__ int s_last;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int split = blockIdx.x;
+    const int hgroups = a.G_total / G;
+    const int kvh = blockIdx.y / hgroups, hg = blockIdx.y % hgroups;
+    const int t = blockIdx.z;
+    const int h0 = kvh * a.G_total + hg * G; // first query head of this block
+    const float NEG_INF = -__int_as_float(0x7f800000);
+
+    const i64 maxpos = *a.maxpos;
+    const i64 qpos = a.pos ? (i64)a.pos[t] : a.kv_len - a.T + t;
+    i64 hi = maxpos;
+    if (!a.ring && hi > a.C - 1) hi = a.C - 1;
+    i64 lo = (a.ring && maxpos - a.C + 1 > 0) ? maxpos - a.C + 1 : 0;
+    i64 vlo = lo, vhi = hi;
+    if (a.causal && qpos < vhi) vhi = qpos;
+    if (a.window > 0 && qpos - a.window + 1 > vlo) vlo = qpos - a.window + 1;
+    // this block's chunk, in key positions
+    i64 c0 = lo + (i64)split * a.chunk, c1 = c0 + a.chunk - 1;
+    if (c0 < vlo) c0 = vlo;
+    if (c1 > vhi) c1 = vhi;
+
+    // q for the G heads, this lane's dims, pre-scaled
+    const int d0 = lane * EPL;
+    float qv[G][EPL];
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        const float *qr = a.q + ((i64)t * a.Hq + h0 + g) * a.D;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) qv[g][e] = (d0 + e < a.D) ? qr[d0 + e] * a.scale : 0.0f;
+    }
+    float acc[G][EPL];
+    float m_run[G], l_run[G];
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+        m_run[g] = NEG_INF;
+        l_run[g] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; e++) acc[g][e] = 0.0f;
+    }
+    const i64 head_off = (i64)kvh * a.C;
+    for (i64 tb = c0; tb <= c1; tb += TILE) {
+        int n = (int)((c1 - tb + 1) < TILE ? (c1 - tb + 1) : TILE);
+        // scores
+        for (int j = warp; j < n; j += NWARP) {
+            i64 kpos = tb + j;
+            i64 slot = a.ring ? kpos % a.C : kpos;
+            float kv[EPL];
+            load_vec<DT, EPL>(a.k, (head_off + slot) * a.D + d0, a.full, d0, a.D, kv);
+#pragma unroll
+            for (int g = 0; g < G; g++) {
+                float s = 0.0f;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) s += qv[g][e] * kv[e];
+                s = warp_sum(s);
+                if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
+                if (lane == 0) s_sc[g][j] = s;
+            }
+        }
+        __syncthreads();
+        // tile max per head (block-wide), rescale running state
+        float m_new[G], corr[G];
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float m = NEG_INF;
+            for (int j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, s_sc[g][j]);
+            m = warp_max(m);
+            if (lane == 0) s_red[warp][g] = m;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float m = s_red[0][g];
+#pragma unroll
+            for (int w = 1; w < NWARP; w++) m = fmaxf(m, s_red[w][g]);
+            m_new[g] = fmaxf(m_run[g], m);
+            corr[g] = m_run[g] == NEG_INF ? 0.0f : expf(m_run[g] - m_new[g]);
+            m_run[g] = m_new[g];
+            l_run[g] *= corr[g];
+#pragma unroll
+            for (int e = 0; e < EPL; e++) acc[g][e] *= corr[g];
+        }
+        __syncthreads(); // everyone has read s_red
+        for (int j = threadIdx.x; j < n; j += blockDim.x) {
+#pragma unroll
+            for (int g = 0; g < G; g++) s_sc[g][j] = expf(s_sc[g][j] - m_new[g]);
+        }
+        __syncthreads();
+        // V accumulation: warp w takes keys w, w+NWARP, ...
+        float lsum[G];
+#pragma unroll
+        for (int g = 0; g < G; g++) lsum[g] = 0.0f;
+        for (int j = warp; j < n; j += NWARP) {
+            i64 kpos = tb + j;
+            i64 slot = a.ring ? kpos % a.C : kpos;
+            float vv[EPL];
+            load_vec<DT, EPL>(a.v, (head_off + slot) * a.D + d0, a.full, d0, a.D, vv);
+#pragma unroll
+            for (int g = 0; g < G; g++) {
+                float p = s_sc[g][j];
+                lsum[g] += p;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) acc[g][e] += p * vv[e];
+            }
+        }
+#pragma unroll
+        for (int g = 0; g < G; g++) l_run[g] += lsum[g]; // per-warp partial sums (combined below)
+        __syncthreads(); // s_sc reused by the next tile
+    }
+    // combine the warps: every warp used the same running max
+#pragma unroll
+    for (int g = 0; g < G; g++) {
+#pragma unroll
+        for (int e = 0; e < EPL; e++) s_acc[warp][g][d0 + e < DMAX ? d0 + e : 0] = acc[g][e];
+        if (lane == 0) s_red[warp][g] = l_run[g];
+    }
+    __syncthreads();
+    const i64 pbase = ((i64)t * a.Hq + h0) * a.nsplit + split; // + g * nsplit
+    for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
+        int g = i / a.D, d = i % a.D;
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NWARP; w++) s += s_acc[w][g][d];
+        a.part[(pbase + (i64)g * a.nsplit) * a.D + d] = s;
+    }
+    if (threadIdx.x < G) {
+        int g = threadIdx.x;
+        float l = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NWARP; w++) l += s_red[w][g];
+        a.part_ml[(pbase + (i64)g * a.nsplit) * 2] = (c0 <= c1) ? m_run[g] : NEG_INF;
+        a.part_ml[(pbase + (i64)g * a.nsplit) * 2 + 1] = l;
+    }
+    // last block for this (t, kvh, hg) reduces all splits
+    __threadfence();
+    __syncthreads();
+    unsigned *ctr = a.counters + ((i64)t * a.Hkv + kvh) * hgroups + hg;
+    if (threadIdx.x == 0) s_last = (atomicAdd(ctr, 1u) == (unsigned)a.nsplit - 1);
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
+        int g = i / a.D, d = i % a.D;
+        i64 b = ((i64)t * a.Hq + h0 + g) * a.nsplit;
+        float M = NEG_INF;
+        for (int sp = 0; sp < a.nsplit; sp++) M = fmaxf(M, __ldcg(&a.part_ml[(b + sp) * 2]));
+        float num = 0.0f, den = 0.0f;
+        if (M != NEG_INF) {
+            for (int sp = 0; sp < a.nsplit; sp++) {
+                float m = __ldcg(&a.part_ml[(b + sp) * 2]);
+                if (m == NEG_INF) continue;
+                float w = expf(m - M);
+                den += w * __ldcg(&a.part_ml[(b + sp) * 2 + 1]);
+                num += w * __ldcg(&a.part[(b + sp) * a.D + d]);
+            }
+        }
+        a.out[((i64)t * a.Hq + h0 + g) * a.D + d] = den > 0.0f ? num / den : 0.0f;
+    }
+    if (threadIdx.x == 0) *ctr = 0u; // ready for the next launch / graph replay
+}
+
+#define ATTN_INST(NAME, DT, DMAX, G) \
+    extern "C" __global__ void __launch_bounds__(128, 4) NAME(AttnArgs a) { attn_body<DT, DMAX, G>(a); }
+
+#define ATTN_INST_G(PFX, DT, DMAX)          \
+    ATTN_INST(PFX##_g1, DT, DMAX, 1)        \
+    ATTN_INST(PFX##_g2, DT, DMAX, 2)        \
+    ATTN_INST(PFX##_g4, DT, DMAX, 4)        \
+    ATTN_INST(PFX##_g8, DT, DMAX, 8)
+
+ATTN_INST_G(attn_f32_d64, DT_F32, 64)
+ATTN_INST_G(attn_f32_d128, DT_F32, 128)
+ATTN_INST_G(attn_f32_d256, DT_F32, 256)
+ATTN_INST_G(attn_f16_d64, DT_F16, 64)
+ATTN_INST_G(attn_f16_d128, DT_F16, 128)
+ATTN_INST_G(attn_f16_d256, DT_F16, 256)
+ATTN_INST_G(attn_bf16_d64, DT_BF16, 64)
+ATTN_INST_G(attn_bf16_d128, DT_BF16, 128)
+ATTN_INST_G(attn_bf16_d256, DT_BF16, 256)

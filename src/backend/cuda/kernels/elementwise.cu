@@ -1,0 +1,285 @@
+// elementwise.cu — the small ops: elementwise arithmetic and activations,
+// cast, the four normalisations, RoPE, softmax, argmax, top-k, KV-cache append
+// and im2col. Float tensors are f32/f16/bf16 selected by a run-time dtype code
+// (these kernels are memory-bound; the uniform branch costs nothing measurable);
+// arithmetic is f32, reductions that feed a normalisation are f64.
+#include "common.cu"
+
+#define EW_ADD 0
+#define EW_MUL 1
+#define EW_SCALE 2
+#define EW_SILU 3
+#define EW_GELU 4
+#define EW_SILU_MUL 5
+#define EW_GELU_MUL 6
+#define EW_SOFTCAP 7
+
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
+__device__ __forceinline__ float gelu_f(float x, int kind) {
+    if (kind == 0) return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    const float c = 0.7978845608028654f; // sqrt(2/pi)
+    return 0.5f * x * (1.0f + tanhf(c * (x + 0.044715f * x * x * x)));
+}
+
+// y[i] = f(a[i], b[i % bn]) for i < n; all three of dtype dt.
+extern "C" __global__ void ew_kernel(int op, int dt, const void *a, const void *b, void *y, i64 n, i64 bn, float f0,
+                                     int i0) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
+        float x = ldf(a, dt, i), r;
+        switch (op) {
+        case EW_ADD: r = x + ldf(b, dt, bn == n ? i : i % bn); break;
+        case EW_MUL: r = x * ldf(b, dt, bn == n ? i : i % bn); break;
+        case EW_SCALE: r = f0 * x; break;
+        case EW_SILU: r = silu_f(x); break;
+        case EW_GELU: r = gelu_f(x, i0); break;
+        case EW_SILU_MUL: r = silu_f(x) * ldf(b, dt, i); break;
+        case EW_GELU_MUL: r = gelu_f(x, i0) * ldf(b, dt, i); break;
+        default: r = f0 * tanhf(x / f0); break; // EW_SOFTCAP
+        }
+        stf(y, dt, i, r);
+    }
+}
+
+extern "C" __global__ void cast_kernel(int sdt, int ddt, const void *x, void *y, i64 n) {
+    for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
+        stf(y, ddt, i, ldf(x, sdt, i));
+}
+
+// ---------------------------------------------------------------- normalisation
+// One block per row. kind: 0 rms, 1 rms + residual (writes sum), 2 layer, 3 l2.
+// x, res, sum, y: [rows, D] of dtype dt; w, bias: [D] of dtype wdt (may be NULL).
+extern "C" __global__ void norm_kernel(int kind, int dt, int wdt, const void *x, const void *res, const void *w,
+                                       const void *bias, void *sum, void *y, int D, float eps) {
+    __shared__ double shd[32];
+    i64 row = blockIdx.x;
+    i64 base = row * (i64)D;
+    double s1 = 0.0, s2 = 0.0;
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        float v = ldf(x, dt, base + j);
+        if (kind == 1) {
+            v += ldf(res, dt, base + j);
+        }
+        s1 += v;
+        s2 += (double)v * v;
+    }
+    double mean = 0.0;
+    if (kind == 2) {
+        mean = block_sum_d(s1, shd) / D;
+        // second pass for the variance about the mean (exact in f64)
+        s2 = 0.0;
+        for (int j = threadIdx.x; j < D; j += blockDim.x) {
+            double v = (double)ldf(x, dt, base + j) - mean;
+            s2 += v * v;
+        }
+    }
+    double tot = block_sum_d(s2, shd);
+    float inv;
+    if (kind == 3) inv = (float)(1.0 / fmax(sqrt(tot), (double)eps));
+    else inv = (float)(1.0 / sqrt(tot / D + (double)eps));
+    for (int j = threadIdx.x; j < D; j += blockDim.x) {
+        float v = ldf(x, dt, base + j);
+        if (kind == 1) {
+            v += ldf(res, dt, base + j);
+            stf(sum, dt, base + j, v);
+            v = ldf(sum, dt, base + j); // normalise the stored (rounded) sum, as the reference does
+        }
+        float o;
+        if (kind == 2) o = (float)((v - mean) * inv);
+        else o = v * inv;
+        if (w) o *= ldf(w, wdt, j);
+        if (kind == 2 && bias) o += ldf(bias, wdt, j);
+        stf(y, dt, base + j, o);
+    }
+}
+
+// ---------------------------------------------------------------- rope
+// x, y: [T, H, D]; pos: i32 [T]. One thread per (t, h, pair) over the rotated
+// dims, plus a copy of the pass-through dims when y != x.
+extern "C" __global__ void rope_kernel(int dt, const void *x, const int *pos, void *y, int T, int H, int D, int rot,
+                                       int mode, double theta, int scaling, double factor, double lff, double hff,
+                                       double omp) {
+    int half = rot / 2;
+    int extra = D - rot;
+    i64 per_head = half + (x != y ? extra : 0);
+    i64 total = (i64)T * H * per_head;
+    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
+        i64 th = g / per_head;
+        int k = (int)(g % per_head);
+        int t = (int)(th / H);
+        i64 base = th * D;
+        if (k >= half) { // pass-through
+            int d = rot + (k - half);
+            stf(y, dt, base + d, ldf(x, dt, base + d));
+            continue;
+        }
+        double inv = pow(theta, -2.0 * k / (double)rot);
+        if (scaling == 1) {
+            inv /= factor;
+        } else if (scaling == 2) {
+            const double PI = 3.14159265358979323846;
+            double wavelen = 2.0 * PI / inv;
+            double low_wl = omp / lff, high_wl = omp / hff;
+            if (wavelen < high_wl) {
+            } else if (wavelen > low_wl) {
+                inv = inv / factor;
+            } else {
+                double smooth = (omp / wavelen - lff) / (hff - lff);
+                inv = (1.0 - smooth) * inv / factor + smooth * inv;
+            }
+        }
+        double ang = (double)pos[t] * inv;
+        double sn, cs;
+        sincos(ang, &sn, &cs);
+        int d0, d1;
+        if (mode == 0) {
+            d0 = 2 * k;
+            d1 = 2 * k + 1;
+        } else {
+            d0 = k;
+            d1 = k + half;
+        }
+        double x0 = ldf(x, dt, base + d0), x1 = ldf(x, dt, base + d1);
+        stf(y, dt, base + d0, (float)(x0 * cs - x1 * sn));
+        stf(y, dt, base + d1, (float)(x0 * sn + x1 * cs));
+    }
+}
+
+// ---------------------------------------------------------------- softmax
+// x, y: [M, N] f32; mask: NULL, [M, N] (mask_rows = M) or [N] (mask_rows = 1).
+extern "C" __global__ void softmax_kernel(const float *x, const float *mask, int mask_rows, float *y, int N,
+                                          float scale) {
+    __shared__ float sh[32];
+    i64 row = blockIdx.x;
+    const float *xr = x + row * N;
+    const float *mr = mask ? mask + (mask_rows == 1 ? 0 : row * N) : 0;
+    float *yr = y + row * N;
+    const float NEG_INF = -__int_as_float(0x7f800000);
+    float m = NEG_INF;
+    for (int j = threadIdx.x; j < N; j += blockDim.x) {
+        float v = scale * xr[j] + (mr ? mr[j] : 0.0f);
+        m = fmaxf(m, v);
+    }
+    m = block_max(m, sh);
+    if (m == NEG_INF) { // fully masked row
+        for (int j = threadIdx.x; j < N; j += blockDim.x) yr[j] = 0.0f;
+        return;
+    }
+    float s = 0.0f;
+    for (int j = threadIdx.x; j < N; j += blockDim.x) {
+        float v = scale * xr[j] + (mr ? mr[j] : 0.0f);
+        s += expf(v - m);
+    }
+    s = block_sum(s, sh);
+    float inv = 1.0f / s;
+    for (int j = threadIdx.x; j < N; j += blockDim.x) {
+        float v = scale * xr[j] + (mr ? mr[j] : 0.0f);
+        yr[j] = expf(v - m) * inv;
+    }
+}
+
+// ---------------------------------------------------------------- argmax / top-k
+// Order: larger value first, then lower index; NaN after every number.
+__device__ __forceinline__ bool better(float va, int ia, float vb, int ib) {
+    bool na = va != va, nb = vb != vb;
+    if (na != nb) return nb;
+    if (!na && va != vb) return va > vb;
+    return ia < ib;
+}
+
+__device__ void block_best(float &v, int &i, float *shv, int *shi) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+        if (better(v2, i2, v, i)) { v = v2; i = i2; }
+    }
+    int lane = threadIdx.x & 31, w = threadIdx.x >> 5, nw = blockDim.x >> 5;
+    __syncthreads();
+    if (lane == 0) { shv[w] = v; shi[w] = i; }
+    __syncthreads();
+    const float NAN_ = __int_as_float(0x7fffffff);
+    v = lane < nw ? shv[lane] : NAN_;
+    i = lane < nw ? shi[lane] : 0x7fffffff;
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) {
+        float v2 = __shfl_xor_sync(0xffffffffu, v, o);
+        int i2 = __shfl_xor_sync(0xffffffffu, i, o);
+        if (better(v2, i2, v, i)) { v = v2; i = i2; }
+    }
+}
+
+// x: [M, N] f32 -> idx: i32 [M]. NaN is ignored (an all-NaN row gives index 0).
+extern "C" __global__ void argmax_kernel(const float *x, int *idx, int N) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    const float *xr = x + (i64)blockIdx.x * N;
+    float bv = __int_as_float(0x7fffffff);
+    int bi = 0x7fffffff;
+    for (int j = threadIdx.x; j < N; j += blockDim.x) {
+        float v = xr[j];
+        if (better(v, j, bv, bi)) { bv = v; bi = j; }
+    }
+    block_best(bv, bi, shv, shi);
+    if (threadIdx.x == 0) idx[blockIdx.x] = (bv != bv) ? 0 : bi;
+}
+
+// x: [M, N] -> values [M, k] (may be NULL), idx [M, k]: k rounds, each picks the
+// best element ordered strictly after the previous pick (no scratch needed).
+extern "C" __global__ void topk_kernel(const float *x, float *values, int *idx, int N, int k) {
+    __shared__ float shv[32];
+    __shared__ int shi[32];
+    const float *xr = x + (i64)blockIdx.x * N;
+    float pv = 0.0f;
+    int pi = -1;
+    for (int r = 0; r < k; r++) {
+        float bv = __int_as_float(0x7fffffff);
+        int bi = 0x7fffffff;
+        for (int j = threadIdx.x; j < N; j += blockDim.x) {
+            float v = xr[j];
+            if ((pi < 0 || better(pv, pi, v, j)) && better(v, j, bv, bi)) { bv = v; bi = j; }
+        }
+        block_best(bv, bi, shv, shi);
+        if (threadIdx.x == 0) {
+            if (values) values[(i64)blockIdx.x * k + r] = bv;
+            idx[(i64)blockIdx.x * k + r] = bi;
+        }
+        pv = bv;
+        pi = bi;
+    }
+}
+
+// ---------------------------------------------------------------- kv append
+// src [T, Hkv, D] (sdt) -> cache [Hkv, C, D] (cdt) at slot pos[t] (ring: pos % C).
+extern "C" __global__ void kv_append_kernel(int sdt, int cdt, const void *src, const int *pos, void *cache, int T,
+                                            int Hkv, int D, i64 C, int ring, unsigned *err) {
+    i64 total = (i64)T * Hkv * D;
+    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
+        int d = (int)(g % D);
+        i64 th = g / D;
+        int h = (int)(th % Hkv);
+        int t = (int)(th / Hkv);
+        i64 p = pos[t];
+        i64 slot;
+        if (p < 0 || (!ring && p >= C)) {
+            if (d == 0) atomicOr(err, 2u);
+            continue;
+        }
+        slot = ring ? p % C : p;
+        stf(cache, cdt, ((i64)h * C + slot) * D + d, ldf(src, sdt, g));
+    }
+}
+
+// ---------------------------------------------------------------- im2col
+// image f32 [3, H, W] -> out f32 [(H/p)*(W/p), 3*p*p] (channel, dy, dx order).
+extern "C" __global__ void im2col_kernel(const float *img, float *out, int H, int W, int p) {
+    int pw = W / p;
+    int cols = 3 * p * p;
+    i64 total = (i64)(H / p) * pw * cols;
+    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
+        i64 r = g / cols;
+        int c = (int)(g % cols);
+        int ch = c / (p * p), dy = (c / p) % p, dx = c % p;
+        int py = (int)(r / pw), px = (int)(r % pw);
+        out[g] = img[((i64)ch * H + py * p + dy) * W + px * p + dx];
+    }
+}

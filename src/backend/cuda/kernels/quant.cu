@@ -1,0 +1,162 @@
+// quant.cu — element-wise weight decoding for every weight format (dense
+// f32/f16/bf16, MLX affine 2..8 bits with f32/f16/bf16 scales and biases, GGUF
+// Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K) and the kernels built on it: dequantize,
+// embedding (row gather with an out-of-range flag) and the generic matmul used
+// for any format or shape that no fast path in matvec.cu/gemm.cu covers.
+#include "common.cu"
+
+#define FMT_DENSE 0
+#define FMT_MLX 1
+#define FMT_GGUF 2
+
+#define GG_Q4_0 2
+#define GG_Q4_1 3
+#define GG_Q5_0 6
+#define GG_Q5_1 7
+#define GG_Q8_0 8
+#define GG_Q4_K 12
+#define GG_Q5_K 13
+#define GG_Q6_K 14
+
+// Weight description passed by value; layout mirrors mlxn_cuda_wparams in cuda_ops_quant.c.
+struct WP {
+    const u8 *data;
+    const void *scales;
+    const void *biases;
+    i64 row_bytes;
+    i64 K;
+    int fmt, sdt, bits, group, gtype, ddt;
+};
+
+__device__ __forceinline__ float ld_h_unaligned(const u8 *p) { return h2f((u16)(p[0] | (p[1] << 8))); }
+
+__device__ __forceinline__ void k4_scale_min(int j, const u8 *q, int &sc, int &mn) {
+    if (j < 4) {
+        sc = q[j] & 63;
+        mn = q[j + 4] & 63;
+    } else {
+        sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        mn = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+// W[n, k] as f32
+__device__ float wp_get(const WP &w, i64 n, i64 k) {
+    const u8 *row = w.data + n * w.row_bytes;
+    if (w.fmt == FMT_DENSE) return ldf(w.data, w.ddt, n * w.K + k);
+    if (w.fmt == FMT_MLX) {
+        i64 bit = k * w.bits;
+        const u8 *p = row + (bit >> 3);
+        int sh = (int)(bit & 7);
+        u32 v = p[0];
+        if (sh + w.bits > 8) v |= (u32)p[1] << 8;
+        u32 q = (v >> sh) & ((1u << w.bits) - 1u);
+        i64 g = n * (w.K / w.group) + k / w.group;
+        return __fadd_rn(__fmul_rn(ldf(w.scales, w.sdt, g), (float)q), ldf(w.biases, w.sdt, g));
+    }
+    switch (w.gtype) {
+    case GG_Q4_0: {
+        const u8 *b = row + (k / 32) * 18;
+        int j = (int)(k % 32);
+        int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
+        return ld_h_unaligned(b) * (float)(q - 8);
+    }
+    case GG_Q4_1: {
+        const u8 *b = row + (k / 32) * 20;
+        int j = (int)(k % 32);
+        int q = j < 16 ? (b[4 + j] & 15) : (b[4 + j - 16] >> 4);
+        return __fadd_rn(__fmul_rn((float)q, ld_h_unaligned(b)), ld_h_unaligned(b + 2));
+    }
+    case GG_Q5_0:
+    case GG_Q5_1: {
+        int bs = w.gtype == GG_Q5_0 ? 22 : 24, o = w.gtype == GG_Q5_0 ? 2 : 4;
+        const u8 *b = row + (k / 32) * bs;
+        int j = (int)(k % 32);
+        u32 qh = (u32)b[o] | ((u32)b[o + 1] << 8) | ((u32)b[o + 2] << 16) | ((u32)b[o + 3] << 24);
+        int q = j < 16 ? (b[o + 4 + j] & 15) : (b[o + 4 + j - 16] >> 4);
+        q |= (int)((qh >> j) & 1u) << 4;
+        if (w.gtype == GG_Q5_0) return ld_h_unaligned(b) * (float)(q - 16);
+        return __fadd_rn(__fmul_rn((float)q, ld_h_unaligned(b)), ld_h_unaligned(b + 2));
+    }
+    case GG_Q8_0: {
+        const u8 *b = row + (k / 32) * 34;
+        return ld_h_unaligned(b) * (float)(i8)b[2 + k % 32];
+    }
+    case GG_Q4_K: {
+        const u8 *b = row + (k / 256) * 144;
+        int j = (int)(k % 256), c = j / 64, within = j % 64, l = within % 32;
+        int sb = 2 * c + (within >= 32);
+        int sc, mn;
+        k4_scale_min(sb, b + 4, sc, mn);
+        u8 byte = b[16 + c * 32 + l];
+        int q = within < 32 ? (byte & 15) : (byte >> 4);
+        return __fsub_rn(__fmul_rn(__fmul_rn(ld_h_unaligned(b), (float)sc), (float)q),
+                         __fmul_rn(ld_h_unaligned(b + 2), (float)mn));
+    }
+    case GG_Q5_K: {
+        const u8 *b = row + (k / 256) * 176;
+        int j = (int)(k % 256), c = j / 64, within = j % 64, l = within % 32;
+        int sb = 2 * c + (within >= 32);
+        int sc, mn;
+        k4_scale_min(sb, b + 4, sc, mn);
+        u8 byte = b[48 + c * 32 + l];
+        int q = within < 32 ? (byte & 15) : (byte >> 4);
+        if (b[16 + l] & (1 << sb)) q += 16;
+        return __fsub_rn(__fmul_rn(__fmul_rn(ld_h_unaligned(b), (float)sc), (float)q),
+                         __fmul_rn(ld_h_unaligned(b + 2), (float)mn));
+    }
+    default: { // GG_Q6_K
+        const u8 *b = row + (k / 256) * 210;
+        int j = (int)(k % 256), nh = j / 128, w128 = j % 128, l = w128 % 32, qd = w128 / 32;
+        const u8 *ql = b + nh * 64, *qh = b + 128 + nh * 32;
+        const i8 *sc = (const i8 *)(b + 192) + nh * 8;
+        int lo = (qd & 1) ? ql[l + 32] : ql[l];
+        lo = (qd >= 2) ? (lo >> 4) : (lo & 15);
+        int hi = (qh[l] >> (2 * qd)) & 3;
+        int q = (lo | (hi << 4)) - 32;
+        return ld_h_unaligned(b + 208) * (float)sc[l / 16 + 2 * qd] * (float)q;
+    }
+    }
+}
+
+// y [nrows, K] (ydt) = rows ids[r] (or r when ids == NULL) of W, dequantized.
+// An id outside [0, N) zeroes its row and raises flag 1 in *err.
+extern "C" __global__ void dequant_rows_kernel(WP w, const int *ids, int nrows, i64 N, void *y, int ydt,
+                                               unsigned *err) {
+    i64 total = (i64)nrows * w.K;
+    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
+        i64 r = g / w.K, k = g % w.K;
+        i64 n = ids ? (i64)ids[r] : r;
+        float v = 0.0f;
+        if (n < 0 || n >= N) {
+            if (k == 0 && err) atomicOr(err, 1u);
+        } else {
+            v = wp_get(w, n, k);
+        }
+        stf(y, ydt, g, v);
+    }
+}
+
+// Generic y [M, N] f32 = x [M, K] f32 · Wᵀ: a warp per output column n, 8 rows
+// of x per block in y; each lane decodes every 32nd weight once and uses it 8 times.
+extern "C" __global__ void matmul_generic_kernel(WP w, const float *x, float *y, int M, i64 N) {
+    const int MT = 8;
+    int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    i64 n = (i64)blockIdx.x * (blockDim.x >> 5) + warp;
+    int m0 = blockIdx.y * MT;
+    if (n >= N) return;
+    float acc[MT];
+#pragma unroll
+    for (int i = 0; i < MT; i++) acc[i] = 0.0f;
+    for (i64 k = lane; k < w.K; k += 32) {
+        float wv = wp_get(w, n, k);
+#pragma unroll
+        for (int i = 0; i < MT; i++)
+            if (m0 + i < M) acc[i] += wv * x[(i64)(m0 + i) * w.K + k];
+    }
+#pragma unroll
+    for (int i = 0; i < MT; i++) {
+        float s = warp_sum(acc[i]);
+        if (lane == 0 && m0 + i < M) y[(i64)(m0 + i) * N + n] = s;
+    }
+}

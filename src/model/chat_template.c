@@ -1,0 +1,295 @@
+/* chat_template.c — native renderers for the common chat formats (see
+ * chat_template.h). Detection looks for each family's marker tokens in the
+ * Jinja text; rendering reproduces the reference templates exactly:
+ *   ChatML  "<|im_start|>{role}\n{content}<|im_end|>\n" per message (content
+ *           untrimmed); a default system message when the template carries a
+ *           literal one (SmolLM2: "You are a helpful AI assistant named SmolLM,
+ *           trained by Hugging Face"; Qwen2: "You are a helpful assistant.")
+ *           and the conversation has none.
+ *   Llama 3 "<|begin_of_text|>" then "<|start_header_id|>{role}<|end_header_id|>\n\n
+ *           {content|trim}<|eot_id|>" per message.
+ *   Gemma   "<bos>" then "<start_of_turn>{user|model}\n{content|trim}<end_of_turn>\n";
+ *           a system message is refused when the template refuses it (Gemma 1/2)
+ *           and otherwise prefixed to the first user turn (Gemma 3).
+ *   Llama 2 "<s>[INST] {<<SYS>>...}{content.strip()} [/INST]" for users and
+ *           " {content.strip()} </s>" for the assistant.
+ * Jinja's trim / Python's strip remove Unicode whitespace (str.isspace). */
+#include "model/chat_template.h"
+#include "core/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const NAMES[] = {"auto", "chatml", "llama3", "gemma", "llama2", "none"};
+
+const char *mlxn_chat_format_name(mlxn_chat_format f) {
+    return (unsigned)f < sizeof NAMES / sizeof NAMES[0] ? NAMES[f] : "?";
+}
+
+mlxn_status mlxn_chat_format_parse(const char *name, mlxn_chat_format *out) {
+    if (!name || !out) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "chat_format_parse: NULL argument");
+    static const struct {
+        const char *alias;
+        mlxn_chat_format f;
+    } aliases[] = {{"qwen", MLXN_CHAT_CHATML},   {"smollm", MLXN_CHAT_CHATML}, {"llama-3", MLXN_CHAT_LLAMA3},
+                   {"llama-2", MLXN_CHAT_LLAMA2}, {"raw", MLXN_CHAT_NONE}};
+    for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
+        if (strcasecmp(name, NAMES[i]) == 0) {
+            *out = (mlxn_chat_format)i;
+            return MLXN_OK;
+        }
+    for (size_t i = 0; i < sizeof aliases / sizeof aliases[0]; i++)
+        if (strcasecmp(name, aliases[i].alias) == 0) {
+            *out = aliases[i].f;
+            return MLXN_OK;
+        }
+    return mlxn_set_error(MLXN_ERR_INVALID_ARG,
+                          "chat format '%s' is unknown (auto, chatml, llama3, gemma, llama2, none)", name);
+}
+
+mlxn_chat_format mlxn_chat_detect(const char *tmpl) {
+    if (!tmpl) return MLXN_CHAT_NONE;
+    if (strstr(tmpl, "<|im_start|>")) return MLXN_CHAT_CHATML;
+    if (strstr(tmpl, "<|start_header_id|>")) return MLXN_CHAT_LLAMA3;
+    if (strstr(tmpl, "<start_of_turn>")) return MLXN_CHAT_GEMMA;
+    if (strstr(tmpl, "[INST]")) return MLXN_CHAT_LLAMA2;
+    return MLXN_CHAT_NONE;
+}
+
+int mlxn_chat_emits_bos(mlxn_chat_format f, const char *template_text) {
+    if (f == MLXN_CHAT_AUTO) f = mlxn_chat_detect(template_text);
+    return f == MLXN_CHAT_LLAMA3 || f == MLXN_CHAT_GEMMA || f == MLXN_CHAT_LLAMA2;
+}
+
+/* ---------------------------------------------------------------- string builder */
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+} sb;
+
+static void put(sb *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        while (c < b->n + n + 1) c *= 2;
+        char *p = realloc(b->s, c);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->s = p;
+        b->cap = c;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+static void puts_(sb *b, const char *s) { put(b, s, strlen(s)); }
+
+/* Python str.isspace() for the code point starting at s (length in *len). */
+static int py_space(const unsigned char *s, size_t avail, size_t *len) {
+    *len = 1;
+    unsigned c = s[0];
+    if (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) return 1;
+    if (c < 0x80) return 0;
+    uint32_t cp;
+    if (c >= 0xC0 && c < 0xE0 && avail >= 2) {
+        cp = ((c & 0x1Fu) << 6) | (s[1] & 0x3Fu);
+        *len = 2;
+    } else if (c >= 0xE0 && c < 0xF0 && avail >= 3) {
+        cp = ((c & 0x0Fu) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
+        *len = 3;
+    } else {
+        return 0;
+    }
+    return cp == 0x85 || cp == 0xA0 || cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 ||
+           cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
+}
+
+/* Trim Unicode whitespace at both ends: returns the start, *n the trimmed length. */
+static const char *trim(const char *s, size_t *n) {
+    size_t len = strlen(s), a = 0, k;
+    while (a < len && py_space((const unsigned char *)s + a, len - a, &k)) a += k;
+    size_t e = len;
+    while (e > a) {
+        /* step back one code point */
+        size_t p = e - 1;
+        while (p > a && ((unsigned char)s[p] & 0xC0) == 0x80) p--;
+        if (!py_space((const unsigned char *)s + p, e - p, &k) || p + k != e) break;
+        e = p;
+    }
+    *n = e - a;
+    return s + a;
+}
+
+static void put_trim(sb *b, const char *s) {
+    size_t n;
+    const char *t = trim(s, &n);
+    put(b, t, n);
+}
+
+/* ChatML default system message: the literal after "<|im_start|>system\n" in a template string, up to
+ * "<|im_end|>", when it is plain text (Jinja escapes \n \t \' \" \\ resolved). NULL if none. */
+static char *chatml_default_system(const char *tmpl) {
+    static const char key[] = "<|im_start|>system";
+    for (const char *p = tmpl ? strstr(tmpl, key) : NULL; p; p = strstr(p + 1, key)) {
+        const char *q = p + sizeof key - 1;
+        if (q[0] == '\n') q += 1;
+        else if (q[0] == '\\' && q[1] == 'n') q += 2;
+        else continue;
+        const char *end = strstr(q, "<|im_end|>");
+        if (!end || end == q) continue;
+        int plain = 1;
+        for (const char *c = q; c < end && plain; c++)
+            if (*c == '\'' || *c == '"' || *c == '{' || *c == '}' || *c == '+') plain = 0;
+        if (!plain) continue;
+        char *o = malloc((size_t)(end - q) + 1);
+        if (!o) return NULL;
+        size_t k = 0;
+        for (const char *c = q; c < end; c++) {
+            if (*c == '\\' && c + 1 < end) {
+                c++;
+                o[k++] = *c == 'n' ? '\n' : *c == 't' ? '\t' : *c;
+            } else
+                o[k++] = *c;
+        }
+        o[k] = 0;
+        return o;
+    }
+    return NULL;
+}
+
+static int is_role(const mlxn_chat_msg *m, const char *r) { return m->role && strcmp(m->role, r) == 0; }
+
+/* user/assistant alternation starting with user, as the Gemma and Llama 2 templates require. */
+static mlxn_status check_alternation(const char *fmt, const mlxn_chat_msg *msgs, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (is_role(&msgs[i], "user") != (i % 2 == 0) || !(is_role(&msgs[i], "user") || is_role(&msgs[i], "assistant")))
+            return mlxn_set_error(MLXN_ERR_INVALID_ARG,
+                                  "chat_apply(%s): message %zu has role '%s'; roles must alternate user/assistant/... "
+                                  "(after an optional first system message)", fmt, i, msgs[i].role);
+    return MLXN_OK;
+}
+
+mlxn_status mlxn_chat_apply(mlxn_chat_format f, const char *template_text, const mlxn_chat_msg *msgs, size_t n,
+                            int add_generation_prompt, char **out) {
+    if (!out || (!msgs && n)) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "chat_apply: NULL argument");
+    *out = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!msgs[i].role || !msgs[i].content)
+            return mlxn_set_error(MLXN_ERR_INVALID_ARG, "chat_apply: message %zu has a NULL role or content", i);
+    if (f == MLXN_CHAT_AUTO) f = mlxn_chat_detect(template_text);
+    if ((unsigned)f > MLXN_CHAT_NONE) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "chat_apply: format %d unknown", (int)f);
+    sb b = {0};
+    put(&b, "", 0);
+    mlxn_status st = MLXN_OK;
+    switch (f) {
+    case MLXN_CHAT_CHATML: {
+        if (n > 0 && !is_role(&msgs[0], "system")) {
+            char *sys = chatml_default_system(template_text);
+            if (sys) {
+                puts_(&b, "<|im_start|>system\n");
+                puts_(&b, sys);
+                puts_(&b, "<|im_end|>\n");
+                free(sys);
+            }
+        }
+        for (size_t i = 0; i < n; i++) {
+            puts_(&b, "<|im_start|>");
+            puts_(&b, msgs[i].role);
+            puts_(&b, "\n");
+            puts_(&b, msgs[i].content);
+            puts_(&b, "<|im_end|>\n");
+        }
+        if (add_generation_prompt) puts_(&b, "<|im_start|>assistant\n");
+        break;
+    }
+    case MLXN_CHAT_LLAMA3:
+        for (size_t i = 0; i < n; i++) {
+            if (i == 0) puts_(&b, "<|begin_of_text|>");
+            puts_(&b, "<|start_header_id|>");
+            puts_(&b, msgs[i].role);
+            puts_(&b, "<|end_header_id|>\n\n");
+            put_trim(&b, msgs[i].content);
+            puts_(&b, "<|eot_id|>");
+        }
+        if (add_generation_prompt) puts_(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case MLXN_CHAT_GEMMA: {
+        size_t first = 0;
+        const char *sys = NULL;
+        if (n > 0 && is_role(&msgs[0], "system")) {
+            if (template_text && strstr(template_text, "System role not supported")) {
+                st = mlxn_set_error(MLXN_ERR_INVALID_ARG, "chat_apply(gemma): this model's template does not support "
+                                    "a system message");
+                break;
+            }
+            sys = msgs[0].content;
+            first = 1;
+        }
+        if ((st = check_alternation("gemma", msgs + first, n - first)) != MLXN_OK) break;
+        puts_(&b, "<bos>");
+        for (size_t i = first; i < n; i++) {
+            puts_(&b, "<start_of_turn>");
+            puts_(&b, is_role(&msgs[i], "assistant") ? "model" : msgs[i].role);
+            puts_(&b, "\n");
+            if (i == first && sys) { /* Gemma 3: system text + "\n\n" opens the first user turn */
+                put_trim(&b, sys);
+                puts_(&b, "\n\n");
+            }
+            put_trim(&b, msgs[i].content);
+            puts_(&b, "<end_of_turn>\n");
+        }
+        if (add_generation_prompt) puts_(&b, "<start_of_turn>model\n");
+        break;
+    }
+    case MLXN_CHAT_LLAMA2: {
+        size_t first = 0;
+        const char *sys = NULL;
+        if (n > 0 && is_role(&msgs[0], "system")) {
+            sys = msgs[0].content;
+            first = 1;
+        }
+        if ((st = check_alternation("llama2", msgs + first, n - first)) != MLXN_OK) break;
+        for (size_t i = first; i < n; i++) {
+            sb c = {0};
+            if (i == first && sys) {
+                puts_(&c, "<<SYS>>\n");
+                puts_(&c, sys);
+                puts_(&c, "\n<</SYS>>\n\n");
+            }
+            puts_(&c, msgs[i].content);
+            if (c.oom) {
+                free(c.s);
+                b.oom = 1;
+                break;
+            }
+            if (is_role(&msgs[i], "user")) {
+                puts_(&b, "<s>[INST] ");
+                put_trim(&b, c.s);
+                puts_(&b, " [/INST]");
+            } else {
+                puts_(&b, " ");
+                put_trim(&b, c.s);
+                puts_(&b, " </s>");
+            }
+            free(c.s);
+        }
+        break;
+    }
+    default: /* NONE: the contents as they are */
+        for (size_t i = 0; i < n; i++) puts_(&b, msgs[i].content);
+        break;
+    }
+    if (st == MLXN_OK && b.oom) st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "chat_apply: prompt of %zu bytes", b.n);
+    if (st != MLXN_OK) {
+        free(b.s);
+        return st;
+    }
+    *out = b.s;
+    return MLXN_OK;
+}

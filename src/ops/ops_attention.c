@@ -1,0 +1,98 @@
+/* ops_attention.c — validation and dispatch for scaled dot-product attention
+ * over a KV cache (q [T, Hq, D] f32, caches [Hkv, C, D] f32/f16/bf16, GQA,
+ * causal mask, sliding window, logit softcap, linear or ring cache) and for
+ * kv_append (src [T, Hkv, D] -> cache rows at slot positions[t] or
+ * positions[t] % C). Position values live in device memory, so their range
+ * is checked by the backend when the op runs (CPU: MLXN_ERR_RANGE). */
+#include "ops/ops_common.h"
+
+#include <math.h>
+
+mlxn_status mlxn_attention(mlxn_session *s, const mlxn_buffer *q, const mlxn_buffer *k_cache,
+                           const mlxn_buffer *v_cache, const mlxn_buffer *positions, const mlxn_attention_params *p,
+                           mlxn_buffer *out) {
+    const char *op = "attention";
+    MLXN_TRY(mlxn_opv_session(op, s));
+    MLXN_TRY(mlxn_opv_buf(op, s, "q", q));
+    MLXN_TRY(mlxn_opv_buf(op, s, "k_cache", k_cache));
+    MLXN_TRY(mlxn_opv_buf(op, s, "v_cache", v_cache));
+    MLXN_TRY(mlxn_opv_opt_buf(op, s, "positions", positions));
+    MLXN_TRY(mlxn_opv_buf(op, s, "out", out));
+    if (!p) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "attention: params is NULL");
+    MLXN_TRY(mlxn_opv_dtype(op, "q", q, MLXN_F32));
+    MLXN_TRY(mlxn_opv_dtype(op, "out", out, MLXN_F32));
+    MLXN_TRY(mlxn_opv_float(op, "k_cache", k_cache));
+    MLXN_TRY(mlxn_opv_same_dtype(op, "k_cache", k_cache, "v_cache", v_cache));
+    if (positions) MLXN_TRY(mlxn_opv_dtype(op, "positions", positions, MLXN_I32));
+    MLXN_TRY(mlxn_opv_ndim(op, "q", q, 3));
+    MLXN_TRY(mlxn_opv_ndim(op, "k_cache", k_cache, 3));
+    MLXN_TRY(mlxn_opv_same_shape(op, "k_cache", k_cache, "v_cache", v_cache));
+    int64_t T = q->shape[0], Hq = q->shape[1], D = q->shape[2];
+    int64_t Hkv = k_cache->shape[0], C = k_cache->shape[1];
+    if (k_cache->shape[2] != D)
+        return mlxn_set_error(MLXN_ERR_SHAPE, "attention: k_cache head dim %lld does not match q's head dim %lld",
+                              (long long)k_cache->shape[2], (long long)D);
+    if (Hq % Hkv != 0)
+        return mlxn_set_error(MLXN_ERR_SHAPE, "attention: query heads (%lld) must be a multiple of KV heads (%lld)",
+                              (long long)Hq, (long long)Hkv);
+    if (D % 2 != 0 || D > 256)
+        return mlxn_set_error(MLXN_ERR_SHAPE, "attention: head dim %lld must be even and <= 256", (long long)D);
+    MLXN_TRY(mlxn_opv_same_shape(op, "q", q, "out", out));
+    if (positions) MLXN_TRY(mlxn_opv_numel(op, "positions", positions, T, "one per query row T of q [T, Hq, D]"));
+    if (!isfinite(p->scale) || p->scale == 0.0f)
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "attention: scale must be finite and non-zero, got %g", (double)p->scale);
+    if (!(p->softcap >= 0.0f) || !isfinite(p->softcap))
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "attention: softcap must be finite and >= 0 (0 = none), got %g",
+                              (double)p->softcap);
+    if (p->causal != 0 && p->causal != 1)
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "attention: causal must be 0 or 1, got %d", p->causal);
+    if (p->ring != 0 && p->ring != 1)
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "attention: ring must be 0 or 1, got %d", p->ring);
+    if (p->window < 0)
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "attention: window must be >= 0 (0 = none), got %d", p->window);
+    if (!positions) {
+        if (p->kv_len < T)
+            return mlxn_set_error(MLXN_ERR_RANGE, "attention: kv_len (%lld) must be >= the number of query rows T (%lld) "
+                                  "when positions is NULL", (long long)p->kv_len, (long long)T);
+        if (!p->ring && p->kv_len > C)
+            return mlxn_set_error(MLXN_ERR_RANGE, "attention: kv_len (%lld) exceeds the linear cache capacity C (%lld)",
+                                  (long long)p->kv_len, (long long)C);
+        if (p->kv_len > INT32_MAX)
+            return mlxn_set_error(MLXN_ERR_RANGE, "attention: kv_len (%lld) does not fit an i32 position",
+                                  (long long)p->kv_len);
+    }
+    MLXN_TRY(mlxn_opv_alias(op, "out", out, "q", q, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "out", out, "k_cache", k_cache, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "out", out, "v_cache", v_cache, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "out", out, "positions", positions, 0));
+    mlxn_op o = {.kind = MLXN_OP_ATTENTION, .in = {q, k_cache, v_cache, positions}, .out = {out}};
+    o.p.attn = *p;
+    return mlxn_dispatch(s, &o);
+}
+
+mlxn_status mlxn_kv_append(mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions, int ring,
+                           mlxn_buffer *cache) {
+    const char *op = "kv_append";
+    MLXN_TRY(mlxn_opv_session(op, s));
+    MLXN_TRY(mlxn_opv_buf(op, s, "src", src));
+    MLXN_TRY(mlxn_opv_buf(op, s, "positions", positions));
+    MLXN_TRY(mlxn_opv_buf(op, s, "cache", cache));
+    MLXN_TRY(mlxn_opv_float(op, "src", src));
+    MLXN_TRY(mlxn_opv_float(op, "cache", cache));
+    MLXN_TRY(mlxn_opv_dtype(op, "positions", positions, MLXN_I32));
+    MLXN_TRY(mlxn_opv_ndim(op, "src", src, 3));
+    MLXN_TRY(mlxn_opv_ndim(op, "cache", cache, 3));
+    int64_t T = src->shape[0], Hkv = src->shape[1], D = src->shape[2];
+    if (cache->shape[0] != Hkv || cache->shape[2] != D) {
+        char ss[MLXN_SHAPE_STR_CAP], sc[MLXN_SHAPE_STR_CAP];
+        return mlxn_set_error(MLXN_ERR_SHAPE, "kv_append: src shape %s [T, Hkv, D] does not fit cache shape %s [Hkv, C, D]",
+                              mlxn_shape_str(ss, sizeof ss, src->ndim, src->shape),
+                              mlxn_shape_str(sc, sizeof sc, cache->ndim, cache->shape));
+    }
+    MLXN_TRY(mlxn_opv_numel(op, "positions", positions, T, "one per row T of src [T, Hkv, D]"));
+    if (ring != 0 && ring != 1) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "kv_append: ring must be 0 or 1, got %d", ring);
+    MLXN_TRY(mlxn_opv_alias(op, "cache", cache, "src", src, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "cache", cache, "positions", positions, 0));
+    mlxn_op o = {.kind = MLXN_OP_KV_APPEND, .in = {src, positions}, .out = {cache}, .i = {ring}};
+    return mlxn_dispatch(s, &o);
+}
