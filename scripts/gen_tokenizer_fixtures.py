@@ -92,7 +92,7 @@ POOL = ("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,;:!?'\
         "\t\n\rçéüßñøåÆŒ€αβγδЖжЩщ中文字日本語한국ひらカナ😀🎉👍🏽❤\u200d\ufe0f\u0301\u00a0\u3000\u0085\u2028")
 
 
-def gen_strings(seed, n):
+def gen_strings(seed, n, random_cps=True):
     r = random.Random(seed)
     out = ["", " ", "  ", "\n", "a", "Hello, world!", " Hello", "hello world", "HELLO WORLD", "   leading",
            "trailing   ", "multiple   internal    spaces", "tabs\tand\nnewlines\r\nmixed", "1", "12", "123",
@@ -123,6 +123,16 @@ def gen_strings(seed, n):
     gens.append(lambda: "".join(r.choice(POOL) for _ in range(r.randint(1, 24))))
     gens.append(lambda: str(r.randint(0, 10 ** r.randint(1, 15))))
     weights = [6, 3, 2, 2, 2, 1, 4, 1]
+
+    def rand_cp():  # any Unicode scalar value: exercises the regex engines' \p{L}/\p{N}/\s tables
+        while True:
+            x = r.random()
+            c = (r.randrange(0x80) if x < 0.3 else r.randrange(0x80, 0x800) if x < 0.5
+                 else r.randrange(0x800, 0x10000) if x < 0.85 else r.randrange(0x10000, 0x110000))
+            if not 0xD800 <= c < 0xE000:
+                return chr(c)
+    if random_cps:
+        out += ["".join(rand_cp() for _ in range(r.randint(1, 30))) for _ in range(n // 8)]
     while len(out) < n:
         k = r.randint(1, 4)
         parts = []
@@ -140,7 +150,7 @@ def gen_strings(seed, n):
 
 def corpus(seed, n):
     # training text for the tiny tokenizers: same generator, other seed, plus repeated common words
-    base = gen_strings(seed, n)
+    base = gen_strings(seed, n, random_cps=False)
     return base + [" ".join(WORDS)] * 20 + CODE_SNIPPETS * 10
 
 
@@ -288,6 +298,19 @@ def spm_fixture(strings, train_text):
         json.dump(j, f, ensure_ascii=False)
     tok = Tokenizer.from_file(path)
     write_ids("spm_tiny", tok, strings, ["<s>", "</s>", "<unk>"])
+    # newer HF style (Mistral, Llama 2 re-exported): no normalizer, Metaspace pre-tokenizer prepending only at
+    # the start of the text; ids for every other string (indexed file) to keep the fixtures small
+    j2 = dict(j)
+    j2["normalizer"] = None
+    j2["pre_tokenizer"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    j2["decoder"] = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first", "split": False}
+    path2 = os.path.join(OUT, "spm_meta_tiny.json")
+    with open(path2, "w") as f:
+        json.dump(j2, f, ensure_ascii=False)
+    tok2 = Tokenizer.from_file(path2)
+    with open(os.path.join(OUT, "spm_meta_tiny.ids"), "w") as f:
+        for i in range(0, len(strings), 2):
+            f.write("%d: %s\n" % (i, " ".join(map(str, tok2.encode(strings[i], add_special_tokens=False).ids))))
     same = sum(tok.encode(s, add_special_tokens=False).ids == sp.encode(s) for s in strings
                if not any(t in s for t in ("<s>", "</s>", "<unk>")))
     print("spm: tokenizers == sentencepiece on", same, "strings without special text")
@@ -300,7 +323,7 @@ CONVERSATIONS = [
     [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "What is 2+2?"}],
     [{"role": "user", "content": "Tell me a joke."}, {"role": "assistant", "content": "Why did the chicken cross the road?"},
      {"role": "user", "content": "  Why?  \n"}],
-    [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "héllo 😀\nline two"},
+    [{"role": "system", "content": " Be kind.\n"}, {"role": "user", "content": "héllo 😀\nline two"},
      {"role": "assistant", "content": " ok "}, {"role": "user", "content": "<code>x</code>"}],
 ]
 
@@ -325,7 +348,7 @@ def chat_fixture(smol_template):
     with open(os.path.join(tdir, "expected.jsonl"), "w") as f:
         for name, text in sorted(templates.items()):
             t = env.from_string(text)
-            fam = name.split("_")[0]
+            fam = next((f for f in ("llama3", "llama2", "gemma") if name.startswith(f)), "chatml")
             for ci, conv in enumerate(CONVERSATIONS):
                 for agp in (False, True):
                     try:
@@ -374,7 +397,13 @@ def main():
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     tok = bytelevel_tokenizer(QWEN2_RE, False, specials, train, 2000)
+    tok.normalizer = N.NFC()  # as Qwen2's tokenizer.json
     tok.save(os.path.join(OUT, "qwen2_tiny.json"))
+    import unicodedata
+    with open(os.path.join(OUT, "nfc_changes.txt"), "w") as f:  # strings that NFC changes
+        for i, s in enumerate(strings):
+            if unicodedata.normalize("NFC", s) != s:
+                f.write("%d\n" % i)
     write_ids("qwen2_tiny", tok, strings, specials)
 
     spm_fixture(strings, train)

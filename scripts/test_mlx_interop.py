@@ -210,6 +210,16 @@ def test_gguf(mlxn, work, path):
         check(same, f"{ti.name} -> {hf}: differs from gguf's dequantization "
                     f"(max |diff| {float(np.abs(got - ref).max()) if got.shape == ref.shape else 'shape'})")
     print(f"  {n_eq}/{n_cmp} tensors equal to the gguf package's dequantization")
+    ids_path = os.path.join(ROOT, "tests", "data", "tokenizer", "smollm2.ids")
+    strings_path = os.path.join(ROOT, "tests", "data", "tokenizer", "strings.jsonl")
+    if "SmolLM2" in os.path.basename(path) and os.path.isfile(ids_path):
+        from tokenizers import Tokenizer
+        hf_tok = Tokenizer.from_file(os.path.join(out, "tokenizer.json"))
+        strings = [json.loads(l) for l in open(strings_path, encoding="utf-8")]
+        want = [l.split() for l in open(ids_path).read().split("\n")[: len(strings)]]
+        agree = sum(hf_tok.encode(s, add_special_tokens=False).ids == [int(x) for x in w] for s, w in zip(strings, want))
+        check(agree == len(strings), f"tokenizer.json: {agree}/{len(strings)} strings tokenize as tests/data/tokenizer/smollm2.ids")
+        print(f"  generated tokenizer.json: {agree}/{len(strings)} strings match tests/data/tokenizer/smollm2.ids")
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
     prompt = tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
     t = time.time()

@@ -493,6 +493,72 @@ static void test_gguf_tokenizer(void) {
     free(gpath); free(out); free(dir);
 }
 
+/* A SentencePiece vocabulary (tests/data/tokenizer/spm_tiny.vocab.json, trained
+ * by sentencepiece) converted to tokenizer.json must give the vocabulary and
+ * the merge list of spm_tiny.json (Hugging Face's LlamaConverter algorithm,
+ * whose ids match sentencepiece's; scripts/gen_tokenizer_fixtures.py). */
+static void test_gguf_spm_tokenizer(void) {
+    json_error_t err;
+    char *vp = strdup(t_data_path("tokenizer/spm_tiny.vocab.json")), *rp = strdup(t_data_path("tokenizer/spm_tiny.json"));
+    json_t *v = json_load_file(vp, 0, &err), *ref = json_load_file(rp, 0, &err);
+    CHECK_MSG(v && ref, "spm fixtures missing: %s", err.text);
+    if (!v || !ref) { json_decref(v); json_decref(ref); free(vp); free(rp); return; }
+    json_t *jt = json_object_get(v, "tokens"), *js = json_object_get(v, "scores"), *jy = json_object_get(v, "token_types");
+    size_t n = json_array_size(jt);
+    const char **toks = calloc(n, sizeof *toks);
+    float *scores = calloc(n, sizeof *scores);
+    int32_t *types = calloc(n, sizeof *types);
+    for (size_t i = 0; i < n; i++) {
+        toks[i] = json_string_value(json_array_get(jt, i));
+        scores[i] = (float)json_number_value(json_array_get(js, i));
+        types[i] = (int32_t)json_integer_value(json_array_get(jy, i));
+    }
+    mlxn_gguf_writer *w = llama_writer("llama", 32, 2, 2);
+    CHECK_OK(mlxn_gguf_writer_add_str(w, "tokenizer.ggml.model", "llama"));
+    CHECK_OK(mlxn_gguf_writer_add_arr_str(w, "tokenizer.ggml.tokens", toks, NULL, n));
+    CHECK_OK(mlxn_gguf_writer_add_arr(w, "tokenizer.ggml.scores", MLXN_GGUF_KV_F32, scores, n));
+    CHECK_OK(mlxn_gguf_writer_add_arr(w, "tokenizer.ggml.token_type", MLXN_GGUF_KV_I32, types, n));
+    CHECK_OK(mlxn_gguf_writer_add_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)json_integer_value(json_object_get(v, "bos_id"))));
+    CHECK_OK(mlxn_gguf_writer_add_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)json_integer_value(json_object_get(v, "eos_id"))));
+    CHECK_OK(mlxn_gguf_writer_add_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)json_integer_value(json_object_get(v, "unk_id"))));
+    CHECK_OK(mlxn_gguf_writer_add_bool(w, "tokenizer.ggml.add_bos_token", json_is_true(json_object_get(v, "add_bos"))));
+    float emb[32 * 32] = {0.5f};
+    int64_t shp[2] = {32, 32};
+    CHECK_OK(mlxn_gguf_writer_add_tensor(w, "token_embd.weight", MLXN_GGUF_F32, 2, shp, emb, sizeof emb));
+    char *dir = tmpdir();
+    char *gpath = join(dir, "m.gguf"), *out = join(dir, "out");
+    CHECK_OK(mlxn_gguf_writer_write(w, gpath));
+    mlxn_gguf_writer_free(w);
+    CHECK_OK(mlxn_convert(gpath, out, NULL, NULL));
+    char *tj = join(out, "tokenizer.json");
+    json_t *got = json_load_file(tj, 0, &err);
+    CHECK_MSG(got != NULL, "tokenizer.json: %s", err.text);
+    if (got) {
+        json_t *gm = json_object_get(got, "model"), *rm = json_object_get(ref, "model");
+        CHECK(json_equal(json_object_get(gm, "vocab"), json_object_get(rm, "vocab")));
+        json_t *gmer = json_object_get(gm, "merges"), *rmer = json_object_get(rm, "merges");
+        CHECK_MSG(json_array_size(gmer) == json_array_size(rmer), "merges: %zu vs %zu", json_array_size(gmer),
+                  json_array_size(rmer));
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < json_array_size(rmer); i++)
+            if (!json_equal(json_array_get(gmer, i), json_array_get(rmer, i))) { if (!bad) first = i; bad++; }
+        CHECK_MSG(bad == 0, "%zu merges differ from the HF converter's order, first at %zu", bad, first);
+        CHECK(json_is_true(json_object_get(gm, "byte_fallback")));
+        CHECK(!strcmp(json_string_value(json_object_get(gm, "unk_token")), "<unk>"));
+        CHECK(json_equal(json_object_get(got, "normalizer"), json_object_get(ref, "normalizer")));
+        CHECK(json_equal(json_object_get(got, "decoder"), json_object_get(ref, "decoder")));
+        CHECK(json_equal(json_object_get(got, "post_processor"), json_object_get(ref, "post_processor")));
+        CHECK(json_equal(json_object_get(got, "added_tokens"), json_object_get(ref, "added_tokens")));
+        json_decref(got);
+    }
+    json_decref(v);
+    json_decref(ref);
+    free(toks); free(scores); free(types);
+    free(tj); free(vp); free(rp);
+    rm_rf(dir);
+    free(gpath); free(out); free(dir);
+}
+
 /* ---------------------------------------------------------------- HF -> MLX vs mlx-lm */
 
 /* Compare every tensor of mlx-lm's file with ours: same names, dtype, shape and bytes. */
@@ -534,6 +600,7 @@ static void test_hf_q4_matches_mlx_lm(void) {
     mlxn_convert_opts_init(&o);
     o.bits = 4;
     o.group_size = 64;
+    o.n_threads = 3; /* rows split unevenly over threads: results must not depend on it */
     mlxn_convert_report rep;
     CHECK_OK(mlxn_convert(hf, out, &o, &rep));
     CHECK(rep.n_quantized == 16); /* embed, lm_head, 7 linears x 2 layers */
@@ -700,6 +767,7 @@ int main(void) {
     T_RUN(test_f16_overflow_fallback);
     T_RUN(test_gguf_kquant_requant);
     T_RUN(test_gguf_tokenizer);
+    T_RUN(test_gguf_spm_tokenizer);
     T_RUN(test_hf_q4_matches_mlx_lm);
     T_RUN(test_hf_mixed_recipe);
     T_RUN(test_errors);

@@ -7,6 +7,8 @@
 #include "backend/cuda/cuda_internal.h"
 #include "testutil.h"
 
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,25 +22,46 @@ static void test_nvrtc_loads(void) {
     }
 }
 
+/* one compile job per (source, arch), run on its own thread: NVRTC is thread-safe */
+typedef struct {
+    const char *name, *arch;
+    mlxn_status st;
+    size_t size;
+    int elf;
+    char err[4096];
+} job;
+
+static void *compile_job(void *arg) {
+    job *j = arg;
+    void *bin = NULL;
+    j->st = mlxn_cuda_compile_source(j->name, j->arch, &bin, &j->size);
+    if (j->st != MLXN_OK) snprintf(j->err, sizeof j->err, "%s", mlxn_last_error());
+    j->elf = bin && j->size > 16 && memcmp(bin, "\177ELF", 4) == 0;
+    free(bin);
+    return NULL;
+}
+
 static void test_every_kernel_compiles(void) {
     const char *archs[2] = {"sm_80", "sm_90"};
     int n = 0;
-    for (int i = 0; mlxn_cuda_source_name(i); i++) {
-        const char *name = mlxn_cuda_source_name(i);
-        n++;
-        for (int a = 0; a < 2; a++) {
-            void *bin = NULL;
-            size_t size = 0;
-            mlxn_status st = mlxn_cuda_compile_source(name, archs[a], &bin, &size);
-            CHECK_MSG(st == MLXN_OK, "%s for %s: %s", name, archs[a], mlxn_last_error());
-            if (st == MLXN_OK) {
-                CHECK_MSG(size > 16 && bin && memcmp(bin, "\177ELF", 4) == 0, "%s for %s: not an ELF cubin", name,
-                          archs[a]);
-                printf("     %-18s %s  %7zu bytes\n", name, archs[a], size);
-            }
-            free(bin);
+    while (mlxn_cuda_source_name(n)) n++;
+    job *jobs = calloc((size_t)n * 2, sizeof *jobs);
+    pthread_t *th = calloc((size_t)n * 2, sizeof *th);
+    for (int i = 0; i < n * 2; i++) {
+        jobs[i].name = mlxn_cuda_source_name(i / 2);
+        jobs[i].arch = archs[i % 2];
+        if (pthread_create(&th[i], NULL, compile_job, &jobs[i]) != 0) compile_job(&jobs[i]), th[i] = 0;
+    }
+    for (int i = 0; i < n * 2; i++) {
+        if (th[i]) pthread_join(th[i], NULL);
+        CHECK_MSG(jobs[i].st == MLXN_OK, "%s for %s: %s", jobs[i].name, jobs[i].arch, jobs[i].err);
+        if (jobs[i].st == MLXN_OK) {
+            CHECK_MSG(jobs[i].elf, "%s for %s: not an ELF cubin", jobs[i].name, jobs[i].arch);
+            printf("     %-18s %s  %7zu bytes\n", jobs[i].name, jobs[i].arch, jobs[i].size);
         }
     }
+    free(jobs);
+    free(th);
     /* the kernel files this backend's launchers reference must all be embedded */
     const char *needed[] = {"common.cu", "elementwise.cu", "quant.cu", "matvec.cu", "attention.cu"};
     for (size_t k = 0; k < sizeof needed / sizeof needed[0]; k++) {

@@ -312,6 +312,77 @@ out:
     rmdir(tmp_path("zc"));
 }
 
+/* Download a buffer to a malloc'd host copy. */
+static void *download(const mlxn_buffer *b) {
+    size_t n = mlxn_buffer_nbytes(b);
+    void *h = malloc(n ? n : 1);
+    CHECK_OK(mlxn_buffer_download(b, 0, h, n));
+    return h;
+}
+
+static void same_buffer(const char *what, const mlxn_buffer *gpu, const mlxn_buffer *cpu) {
+    if (!gpu || !cpu) return;
+    CHECK_MSG(mlxn_buffer_nbytes(gpu) == mlxn_buffer_nbytes(cpu) && mlxn_buffer_dtype(gpu) == mlxn_buffer_dtype(cpu) &&
+                  mlxn_buffer_ndim(gpu) == mlxn_buffer_ndim(cpu),
+              "%s: buffer geometry differs", what);
+    void *h = download(gpu);
+    t_check_bytes(what, h, mlxn_buffer_host_ptr(cpu), mlxn_buffer_nbytes(cpu));
+    free(h);
+}
+
+/* CUDA (when usable): every weight and buffer loaded onto the GPU downloads
+ * byte-identical to the CPU load (staged uploads, f32/f16 conversion). */
+static void test_load_cuda(void) {
+    mlxn_device *gpu = NULL;
+    if (mlxn_device_open("cuda", NULL, &gpu) != MLXN_OK) {
+        printf("  note: no CUDA device (%s); skipping\n", mlxn_last_error());
+        return;
+    }
+    if (!g_cpu) {
+        mlxn_device_close(gpu);
+        return;
+    }
+    const char *srcs[2] = {"io/mlx_tiny_sharded", "io/py_gguf.gguf"};
+    for (int k = 0; k < 2; k++) {
+        mlxn_model_files *mf = NULL;
+        CHECK_OK(mlxn_model_files_open(t_data_path(srcs[k]), &mf));
+        if (!mf) continue;
+        for (int64_t i = 0; i < mlxn_model_files_n_tensors(mf); i++) {
+            mlxn_model_tensor_info ti;
+            CHECK_OK(mlxn_model_files_tensor(mf, i, &ti));
+            if (ti.ndim == 2) {
+                mlxn_weight *wg = NULL, *wc = NULL;
+                CHECK_OK(mlxn_model_files_load_weight(mf, gpu, ti.name, &wg));
+                CHECK_OK(mlxn_model_files_load_weight(mf, g_cpu, ti.name, &wc));
+                if (wg && wc) {
+                    const mlxn_weight_desc *g = mlxn_weight_get_desc(wg), *c = mlxn_weight_get_desc(wc);
+                    CHECK(g->format == c->format && g->rows == c->rows && g->cols == c->cols);
+                    CHECK(strcmp(mlxn_device_kind(mlxn_buffer_device(g->data)), "cuda") == 0);
+                    same_buffer(ti.name, g->data, c->data);
+                    if (c->scales) same_buffer("scales", g->scales, c->scales);
+                    if (c->biases) same_buffer("biases", g->biases, c->biases);
+                }
+                mlxn_weight_destroy(wg);
+                mlxn_weight_destroy(wc);
+            }
+            mlxn_dtype wants[2] = {MLXN_F32, MLXN_F16};
+            for (int d = 0; d < 2; d++) {
+                mlxn_buffer *bg = NULL, *bc = NULL;
+                CHECK_OK(mlxn_model_files_load_buffer(mf, gpu, ti.name, wants[d], &bg));
+                CHECK_OK(mlxn_model_files_load_buffer(mf, g_cpu, ti.name, wants[d], &bc));
+                same_buffer(ti.name, bg, bc);
+                mlxn_buffer_release(bg);
+                mlxn_buffer_release(bc);
+            }
+        }
+        mlxn_model_files_close(mf);
+    }
+    size_t in_use = 0, peak = 0;
+    mlxn_device_memory(gpu, &in_use, &peak);
+    CHECK_MSG(in_use == 0, "%zu bytes still allocated on the GPU", in_use);
+    mlxn_device_close(gpu);
+}
+
 /* A GGUF file through the same interface. */
 static void test_gguf_source(void) {
     mlxn_model_files *mf = NULL;
@@ -376,6 +447,75 @@ static void test_gguf_source(void) {
         mlxn_weight_destroy(w);
     }
     mlxn_model_files_close(mf);
+}
+
+/* The in-memory constructor used by the fuzzers. */
+static void test_open_memory(void) {
+    size_t cl = 0, sl = 0;
+    char *cfg = t_read_file(t_data_path("io/mlx_tiny/config.json"), &cl);
+    void *shard = t_read_file(t_data_path("io/mlx_tiny/model.safetensors"), &sl);
+    CHECK(cfg && shard);
+    if (cfg && shard) {
+        const void *shards[1] = {shard};
+        mlxn_model_files *mf = NULL;
+        CHECK_OK(mlxn_model_files_open_memory(cfg, cl, shards, &sl, 1, &mf));
+        if (mf) {
+            CHECK(mlxn_model_files_n_tensors(mf) == 10);
+            check_values(mf);
+        }
+        mlxn_model_files_close(mf);
+        mf = NULL;
+        CHECK_ERR(mlxn_model_files_open_memory("[1, 2]", 6, shards, &sl, 1, &mf), MLXN_ERR_FORMAT,
+                  "config '<memory>/config.json': root is not a JSON object");
+        size_t short_len = sl - 1;
+        CHECK_ERR(mlxn_model_files_open_memory(cfg, cl, shards, &short_len, 1, &mf), MLXN_ERR_FORMAT,
+                  "<memory>/shard-0.safetensors");
+        CHECK(mf == NULL);
+    }
+    free(cfg);
+    free(shard);
+}
+
+/* Non-affine MLX modes (mxfp4: u8 scales, no biases) are grouped and
+ * described, and loading them as weights says UNSUPPORTED. */
+static void test_mxfp4_mode(void) {
+    uint32_t wq[8 * 8];
+    uint8_t sc[8 * 2];
+    float norm[8];
+    for (int i = 0; i < 64; i++) wq[i] = (uint32_t)i * 2654435761u;
+    for (int i = 0; i < 16; i++) sc[i] = (uint8_t)(120 + i);
+    for (int i = 0; i < 8; i++) norm[i] = 1.0f;
+    mlxn_st_writer *w = NULL;
+    CHECK_OK(mlxn_st_writer_create(&w));
+    int64_t ws[2] = {8, 8}, ss[2] = {8, 2}, ns[1] = {8};
+    CHECK_OK(mlxn_st_writer_add(w, "m.weight", MLXN_ST_U32, 2, ws, wq));
+    CHECK_OK(mlxn_st_writer_add(w, "m.scales", MLXN_ST_U8, 2, ss, sc));
+    CHECK_OK(mlxn_st_writer_add(w, "n.weight", MLXN_ST_F32, 1, ns, norm));
+    CHECK_OK(mlxn_st_writer_write(w, tmp_path("mx.safetensors")));
+    mlxn_st_writer_free(w);
+    size_t sl = 0;
+    void *shard = t_read_file(tmp_path("mx.safetensors"), &sl);
+    unlink(tmp_path("mx.safetensors"));
+    if (!shard) return;
+    const char cfg[] = "{\"model_type\": \"gpt_oss\", \"quantization\": {\"group_size\": 32, \"bits\": 4, \"mode\": \"mxfp4\"}}";
+    const void *shards[1] = {shard};
+    mlxn_model_files *mf = NULL;
+    CHECK_OK(mlxn_model_files_open_memory(cfg, sizeof cfg - 1, shards, &sl, 1, &mf));
+    if (mf) {
+        CHECK(mlxn_model_files_n_tensors(mf) == 2);
+        mlxn_model_tensor_info ti;
+        CHECK_OK(mlxn_model_files_find(mf, "m", &ti));
+        CHECK(ti.quantized && ti.format == MLXN_WEIGHT_MLX_AFFINE && ti.mode && strcmp(ti.mode, "mxfp4") == 0 &&
+              ti.bits == 4 && ti.group_size == 32 && ti.dtype == MLXN_U8 && ti.shape[0] == 8 && ti.shape[1] == 64 &&
+              ti.nbytes == sizeof wq + sizeof sc);
+        if (g_cpu) {
+            mlxn_weight *wt = NULL;
+            CHECK_ERR(mlxn_model_files_load_weight(mf, g_cpu, "m.weight", &wt), MLXN_ERR_UNSUPPORTED,
+                      "uses quantization mode 'mxfp4' (only affine)");
+        }
+        mlxn_model_files_close(mf);
+    }
+    free(shard);
 }
 
 typedef struct bad_case {
@@ -524,7 +664,10 @@ int main(void) {
     T_RUN(test_mlx_tiny_sharded);
     T_RUN(test_load_cpu);
     T_RUN(test_zero_copy);
+    T_RUN(test_load_cuda);
     T_RUN(test_gguf_source);
+    T_RUN(test_open_memory);
+    T_RUN(test_mxfp4_mode);
     T_RUN(test_bad_dirs);
     T_RUN(test_smollm2_load);
     mlxn_device_close(g_cpu);

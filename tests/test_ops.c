@@ -145,6 +145,8 @@ static const op_case CASES[] = {
     {"softmax_scale_odd", F_SOFTMAX, 2, {3, 17}, MLXN_F32, .a = 0, .fp = 0.125f, .tol = TOL_F32_EXP},
     {"softmax_mask_full", F_SOFTMAX, 2, {6, 130}, MLXN_F32, .a = 1, .fp = 0.5f, .tol = TOL_F32_EXP},
     {"softmax_mask_row", F_SOFTMAX, 2, {5, 64}, MLXN_F32, .a = 2, .fp = 2.0f, .tol = TOL_F32_EXP},
+    {"softmax_vocab", F_SOFTMAX, 2, {1, 50001}, MLXN_F32, .a = 0, .fp = 1.0f, .tol = TOL_F32_EXP},
+    {"softmax_vocab_mask", F_SOFTMAX, 2, {2, 30011}, MLXN_F32, .a = 2, .fp = 0.7f, .tol = TOL_F32_EXP},
     {"softmax_1", F_SOFTMAX, 1, {1}, MLXN_F32, .a = 0, .fp = 1.0f, .tol = TOL_F32_EXP},
     {"argmax", F_ARGMAX, 2, {7, 1001}, MLXN_F32, .tol = BYTES},
     {"argmax_vocab", F_ARGMAX, 2, {1, 49153}, MLXN_F32, .tol = BYTES},
@@ -180,6 +182,10 @@ static const op_case CASES[] = {
      .at = {.scale = 0.088f, .causal = 1, .window = 24, .ring = 1}, .pos = pos_ring20, .npos = 20},
     {"attn_ring_kvlen", F_ATTN, 4, {2, 2, 2, 64}, MLXN_F32, MLXN_BF16, .b = 16, .tol = TOL_F32_EXP,
      .at = {.scale = 0.125f, .causal = 1, .window = 16, .ring = 1, .kv_len = 45}},
+    {"attn_d72_split", F_ATTN, 4, {1, 6, 3, 72}, MLXN_F32, MLXN_F16, .b = 1100, .tol = TOL_F32_EXP,
+     .at = {.scale = 0.1f, .causal = 1, .kv_len = 1000}},
+    {"attn_ring_split", F_ATTN, 4, {1, 4, 1, 64}, MLXN_F32, MLXN_BF16, .b = 1024, .tol = TOL_F32_EXP,
+     .at = {.scale = 0.125f, .causal = 1, .window = 1000, .ring = 1, .kv_len = 3001}},
     {"attn_d80", F_ATTN, 4, {2, 3, 3, 80}, MLXN_F32, MLXN_F32, .b = 20, .tol = TOL_F32_EXP,
      .at = {.scale = 0.11f, .causal = 1, .kv_len = 20}},
     /* kv_append: shape {T, Hkv, D}, b = C */
@@ -442,6 +448,11 @@ static void run_case(mlxn_device *d, const op_case *c, uint64_t seed, result_t *
             v[5] = 100.0f;
             v[9] = 100.0f;
             if (n > 2 * (size_t)D) for (int64_t j = 0; j < D; j++) v[D + j] = NAN; /* row 1 all NaN */
+            if (n > 3 * (size_t)D) { /* row 2: NaN, then -inf everywhere but one NaN */
+                for (int64_t j = 0; j < D; j++) v[2 * D + j] = -INFINITY;
+                v[2 * D] = NAN;
+                v[2 * D + 7] = NAN;
+            }
         }
         hs[nh++] = host_floats(MLXN_F32, nd, sh, v);
         free(v);

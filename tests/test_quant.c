@@ -390,6 +390,7 @@ static float *run_matmul(mlxn_device *d, mlxn_weight *w, const float *x, int64_t
 }
 
 static double g_worst_int8_nmse;
+static char g_worst_what[128];
 
 static void test_matmul_cpu_vs_ref(void) {
     build_specs();
@@ -419,7 +420,7 @@ static void test_matmul_cpu_vs_ref(void) {
                 t_check_nmse(what, yc, yr, (size_t)(M * N), tol);
                 if (sp->int8_path) {
                     double e = t_nmse(yc, yr, (size_t)(M * N), NULL, NULL);
-                    if (e > g_worst_int8_nmse) g_worst_int8_nmse = e;
+                    if (e > g_worst_int8_nmse) { g_worst_int8_nmse = e; snprintf(g_worst_what, sizeof g_worst_what, "%s", what); }
                 }
                 free(x); free(yc); free(yr);
             }
@@ -430,7 +431,7 @@ static void test_matmul_cpu_vs_ref(void) {
         mlxn_buffer_release(hold_r);
         free_wbytes(&wb);
     }
-    printf("     worst int8-path NMSE vs f64 reference: %.3g\n", g_worst_int8_nmse);
+    printf("     worst int8-path NMSE vs f64 reference: %.3g (%s)\n", g_worst_int8_nmse, g_worst_what);
 }
 
 /* A bigger shape so the threaded split and multi-block loops are exercised. */

@@ -9,7 +9,7 @@
  *    pre-tokenizers (tokenizer.json),
  *  - a SentencePiece BPE with byte fallback, as a GGUF-style vocabulary
  *    (from_vocab and, through a GGUF file written here, from_gguf) and as a
- *    Llama-2-style tokenizer.json,
+ *    Llama-2-style tokenizer.json, and as a Metaspace-style one (Mistral),
  * each with special tokens parsed and not parsed. Plus: decode round trips,
  * streaming detokenization of characters split across byte tokens, invalid
  * UTF-8, the empty string, BOS handling, lookups and malformed inputs. */
@@ -128,12 +128,17 @@ static void show_ids(char *buf, size_t cap, const int32_t *ids, size_t n) {
 }
 
 /* Encode every string and compare with the expected ids; report the first few mismatches. */
-static void compare_all(const char *name, const mlxn_tokenizer *t, const char *file, int indexed, int parse_special) {
+static void compare_all_skip(const char *name, const mlxn_tokenizer *t, const char *file, int indexed,
+                             int parse_special, const char *skip) {
     expect e = {0};
     if (!load_expect(file, indexed, &e)) return;
-    size_t bad = 0, checked = 0;
+    size_t bad = 0, checked = 0, skipped = 0;
     for (size_t i = 0; i < g_n_strings; i++) {
         if (!e.present[i]) continue;
+        if (skip && skip[i]) {
+            skipped++;
+            continue;
+        }
         int32_t *ids = NULL;
         size_t n = 0;
         mlxn_status st = mlxn_tokenizer_encode(t, g_strings[i].s, g_strings[i].n, 0, parse_special, &ids, &n);
@@ -149,20 +154,72 @@ static void compare_all(const char *name, const mlxn_tokenizer *t, const char *f
         free(ids);
     }
     CHECK_MSG(bad == 0, "%s: %zu of %zu strings differ (%s)", name, bad, checked, file);
-    CHECK_MSG(checked > (indexed ? 30u : 2900u), "%s: only %zu strings checked from %s", name, checked, file);
-    printf("  %s %s: %zu/%zu identical\n", name, file, checked - bad, checked);
+    CHECK_MSG(checked > (indexed ? 30u : 2800u), "%s: only %zu strings checked from %s", name, checked, file);
+    printf("  %s %s: %zu/%zu identical", name, file, checked - bad, checked);
+    if (skipped) printf(" (%zu strings that NFC changes skipped: this build has no utf8proc)", skipped);
+    printf("\n");
     free_expect(&e);
 }
 
-/* decode(encode(s, parse_special=0)) == s, and the streaming detokenizer yields the same bytes. */
-static void round_trip_all(const char *name, const mlxn_tokenizer *t) {
-    size_t bad = 0, bad_stream = 0;
+static void compare_all(const char *name, const mlxn_tokenizer *t, const char *file, int indexed, int parse_special) {
+    compare_all_skip(name, t, file, indexed, parse_special, NULL);
+}
+
+/* Strings that NFC normalization changes (from the fixture script): [g_n_strings] flags. */
+static char *nfc_changes(void) {
+    char *flags = calloc(g_n_strings + 1, 1);
+    size_t len;
+    char *text = t_read_file(t_data_path("tokenizer/nfc_changes.txt"), &len);
+    CHECK_MSG(text != NULL, "missing tokenizer/nfc_changes.txt");
+    size_t n = 0;
+    for (char *p = text, *end = text + len; text && p < end;) {
+        char *q;
+        unsigned long i = strtoul(p, &q, 10);
+        if (q == p) break;
+        if (i < g_n_strings) flags[i] = 1, n++;
+        p = q;
+    }
+    CHECK_MSG(n > 10, "only %zu strings change under NFC", n);
+    free(text);
+    return flags;
+}
+
+/* decode(encode(s, parse_special=0)) == s, and the streaming detokenizer yields the same bytes, for
+ * every string whose bytes the vocabulary can represent (SmolLM2 has no token for 21 byte values,
+ * e.g. 0x04 and the lead bytes 0xF1/0xF2: HF and llama.cpp drop them, so such text cannot round-trip). */
+static void byte_tokens(const mlxn_tokenizer *t, int has_byte[256]) {
+    memset(has_byte, 0, 256 * sizeof(int));
+    for (int64_t id = 0; id < mlxn_tokenizer_n_vocab(t); id++) {
+        const char *b;
+        size_t bl;
+        if (mlxn_tokenizer_token_bytes(t, (int32_t)id, &b, &bl) == MLXN_OK && bl == 1) has_byte[(uint8_t)b[0]] = 1;
+    }
+}
+
+static int representable(const int has_byte[256], const str *s) {
+    for (size_t j = 0; j < s->n; j++)
+        if (!has_byte[(uint8_t)s->s[j]]) return 0;
+    return 1;
+}
+
+static void round_trip_all_skip(const char *name, const mlxn_tokenizer *t, const char *skip) {
+    size_t bad = 0, bad_stream = 0, skipped = 0, skipped_mask = 0;
+    int has_byte[256];
+    byte_tokens(t, has_byte);
     mlxn_detok *d = NULL;
     CHECK_OK(mlxn_detok_create(t, &d));
     if (!d) return;
     int spm = mlxn_tokenizer_get_kind(t) == MLXN_TOK_SPM;
     for (size_t i = 0; i < g_n_strings; i++) {
         const str *s = &g_strings[i];
+        if (skip && skip[i]) {
+            skipped_mask++;
+            continue;
+        }
+        if (!representable(has_byte, s)) {
+            skipped++;
+            continue;
+        }
         int32_t *ids = NULL;
         size_t n = 0;
         if (mlxn_tokenizer_encode(t, s->s, s->n, 0, 0, &ids, &n) != MLXN_OK) {
@@ -205,8 +262,13 @@ static void round_trip_all(const char *name, const mlxn_tokenizer *t) {
     }
     mlxn_detok_free(d);
     CHECK_MSG(bad == 0, "%s: %zu round trips failed", name, bad);
+    CHECK_MSG(skipped < g_n_strings / 10, "%s: %zu strings not representable", name, skipped);
+    printf("  %s: %zu round trips (skipped: %zu strings with bytes that have no token, %zu lossy in HF too)\n", name,
+           g_n_strings - skipped - skipped_mask, skipped, skipped_mask);
     CHECK_MSG(bad_stream == 0, "%s: %zu streaming decodes failed", name, bad_stream);
 }
+
+static void round_trip_all(const char *name, const mlxn_tokenizer *t) { round_trip_all_skip(name, t, NULL); }
 
 static mlxn_tokenizer *load_json(const char *file) {
     mlxn_tokenizer *t = NULL;
@@ -326,11 +388,14 @@ static void test_smollm2_gguf(void) {
     double s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     printf("  smollm2 encode: %.2f MB/s, %.2f M tokens/s (%zu bytes in %.3f s)\n", (double)total / s / 1e6,
            (double)n_ids / s / 1e6, total, s);
-    /* a long text: linear time */
+    /* a long text (of strings it can represent): linear time, exact round trip */
+    int has_byte[256];
+    byte_tokens(t, has_byte);
     size_t big = 1 << 20;
     char *text = malloc(big);
     size_t k = 0;
-    for (size_t i = 0; k < big - 1; i = (i + 1) % g_n_strings) {
+    for (size_t i = 0, guard = 0; k < big - 1 && guard < 100 * g_n_strings; i = (i + 1) % g_n_strings, guard++) {
+        if (!representable(has_byte, &g_strings[i])) continue;
         size_t m = g_strings[i].n < big - 1 - k ? g_strings[i].n : 0;
         if (!m && g_strings[i].n) break;
         memcpy(text + k, g_strings[i].s, m);
@@ -363,9 +428,13 @@ static void test_bytelevel_json(void) {
         mlxn_tokenizer *t = load_json(f);
         if (!t) continue;
         CHECK(mlxn_tokenizer_get_kind(t) == MLXN_TOK_BPE_BYTELEVEL);
-        compare_all(names[i], t, ids, 0, 1);
-        compare_all(names[i], t, nosp, 1, 0);
-        round_trip_all(names[i], t);
+        /* qwen2_tiny declares NFC (as Qwen2 does): exact for every string with utf8proc, else for NFC text */
+        char *nfc = i == 2 ? nfc_changes() : NULL;
+        const char *skip = nfc && !mlxn_tokenizer_has_nfc() ? nfc : NULL;
+        compare_all_skip(names[i], t, ids, 0, 1, skip);
+        compare_all_skip(names[i], t, nosp, 1, 0, skip);
+        round_trip_all_skip(names[i], t, nfc);
+        free(nfc);
         mlxn_tokenizer_free(t);
     }
 }
@@ -471,6 +540,28 @@ static void test_spm_json(void) {
     mlxn_tokenizer_free(t);
 }
 
+/* The newer HF SentencePiece layout: Metaspace pre-tokenizer (prepend_scheme "first"), no normalizer. */
+static void test_spm_metaspace_json(void) {
+    mlxn_tokenizer *t = load_json("tokenizer/spm_meta_tiny.json");
+    if (!t) return;
+    CHECK(mlxn_tokenizer_get_kind(t) == MLXN_TOK_SPM);
+    compare_all("spm-metaspace(json)", t, "tokenizer/spm_meta_tiny.ids", 1, 1);
+    /* HF is lossy on a leading space here: " Hello" -> "▁Hello" (no second prefix) -> "Hello" */
+    char *lead = calloc(g_n_strings + 1, 1);
+    for (size_t i = 0; i < g_n_strings; i++) lead[i] = g_strings[i].n > 0 && g_strings[i].s[0] == ' ';
+    round_trip_all_skip("spm-metaspace(json)", t, lead);
+    free(lead);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    char *out = NULL;
+    CHECK_OK(mlxn_tokenizer_encode(t, " Hello", 6, 0, 1, &ids, &n));
+    CHECK_OK(mlxn_tokenizer_decode(t, ids, n, 0, &out, NULL));
+    CHECK(out && strcmp(out, "Hello") == 0);
+    free(out);
+    free(ids);
+    mlxn_tokenizer_free(t);
+}
+
 static void test_specials_and_errors(void) {
     mlxn_tokenizer *t = load_json("tokenizer/gpt2dig_tiny.json");
     if (!t) return;
@@ -545,6 +636,31 @@ static void test_specials_and_errors(void) {
     }
 }
 
+/* ignore_merges (Llama 3): a piece that is itself a token is emitted whole, even when the merges would
+ * split it differently. Expected ids from tokenizers 0.23.3 on this JSON: [4, 5, 0, 3] with
+ * ignore_merges, [0, 3, 5, 0, 3] without (the trained fixtures never exercise the difference). */
+static void test_ignore_merges(void) {
+    static const char *fmt = "{\"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}, "
+                             "\"model\": {\"type\": \"BPE\", \"ignore_merges\": %s, \"vocab\": {\"a\": 0, \"b\": 1, \"c\": 2, "
+                             "\"bc\": 3, \"abc\": 4, \"\u0120\": 5, \"ab\": 6}, \"merges\": [\"b c\", \"a b\"]}}";
+    static const int32_t want[2][5] = {{4, 5, 0, 3}, {0, 3, 5, 0, 3}};
+    static const size_t want_n[2] = {4, 5};
+    for (int v = 0; v < 2; v++) {
+        char json[512];
+        snprintf(json, sizeof json, fmt, v == 0 ? "true" : "false");
+        mlxn_tokenizer *t = NULL;
+        CHECK_OK(mlxn_tokenizer_from_json_text(json, strlen(json), &t));
+        if (!t) continue;
+        int32_t *ids = NULL;
+        size_t n = 0;
+        CHECK_OK(mlxn_tokenizer_encode(t, "abc abc", 7, 0, 1, &ids, &n));
+        CHECK_MSG(n == want_n[v] && ids && memcmp(ids, want[v], n * sizeof(int32_t)) == 0,
+                  "ignore_merges=%d: %zu ids", v == 0, n);
+        free(ids);
+        mlxn_tokenizer_free(t);
+    }
+}
+
 /* The config file: chat template, add_bos_token, eos. */
 static void test_config(void) {
     char path[256];
@@ -577,7 +693,9 @@ int main(void) {
     T_RUN(test_bytelevel_json);
     T_RUN(test_spm_vocab);
     T_RUN(test_spm_json);
+    T_RUN(test_spm_metaspace_json);
     T_RUN(test_specials_and_errors);
+    T_RUN(test_ignore_merges);
     T_RUN(test_config);
     for (size_t i = 0; i < g_n_strings; i++) free(g_strings[i].s);
     free(g_strings);

@@ -103,6 +103,11 @@ static void add_sum(qsum **s, int *n, const row *r) {
     (*n)++;
 }
 
+static int cmp_sum(const void *a, const void *b) {
+    const qsum *x = a, *y = b;
+    return x->bytes < y->bytes ? 1 : x->bytes > y->bytes ? -1 : strcmp(x->type, y->type);
+}
+
 static json_t *gguf_kv_json(const mlxn_gguf *g, int64_t i) {
     const char *key = mlxn_gguf_key(g, i);
     mlxn_gguf_kv_type t = mlxn_gguf_kv_type_of(g, i);
@@ -150,8 +155,11 @@ static void print_gguf_kv(const mlxn_gguf *g, int64_t i) {
         if (len > 60 || nl) printf("  %-44s \"%.*s...\" (%zu bytes)\n", mlxn_gguf_key(g, i), (int)((nl && nl - str < 60) ? nl - str : 60), str, len);
         else printf("  %-44s \"%s\"\n", mlxn_gguf_key(g, i), str);
     } else {
-        s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-        printf("  %-44s %s\n", mlxn_gguf_key(g, i), s ? s : "?");
+        if (json_is_real(v)) printf("  %-44s %g\n", mlxn_gguf_key(g, i), json_real_value(v));
+        else {
+            s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+            printf("  %-44s %s\n", mlxn_gguf_key(g, i), s ? s : "?");
+        }
     }
     free(s);
     json_decref(v);
@@ -174,6 +182,9 @@ static int do_load(mlxn_model_files *mf, const char *dev_name, json_t *report) {
     mlxn_device *d = NULL;
     if (mlxn_device_open(dev_name, NULL, &d) != MLXN_OK) {
         fprintf(stderr, "mlxn inspect: cannot open device '%s': %s\n", dev_name, mlxn_last_error());
+        json_object_set_new(report, "device", json_string(dev_name));
+        json_object_set_new(report, "ok", json_false());
+        json_object_set_new(report, "error", json_string(mlxn_last_error()));
         return 1;
     }
     int64_t n = mlxn_model_files_n_tensors(mf);
@@ -265,6 +276,7 @@ static int inspect_safetensors(const char *path, int as_json, int tensors) {
     for (int64_t i = 0; i < mlxn_st_n_metadata(st); i++)
         json_object_set_new(meta, mlxn_st_metadata_key(st, i), json_string(mlxn_st_metadata_value(st, i)));
     char b1[32], b2[32];
+    if (sums) qsort(sums, (size_t)n_sums, sizeof *sums, cmp_sum);
     if (as_json) {
         json_t *q = json_object();
         for (int i = 0; i < n_sums; i++)
@@ -279,7 +291,7 @@ static int inspect_safetensors(const char *path, int as_json, int tensors) {
         json_object_set_new(root, "types", q);
         if (tensors) json_object_set_new(root, "tensors", arr);
         else json_decref(arr);
-        json_dumpf(root, stdout, JSON_INDENT(2));
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
         printf("\n");
     } else {
         printf("%s\n  source:       safetensors file (%lld tensors, header %llu bytes)\n", path,
@@ -346,7 +358,7 @@ int mlxn_cmd_inspect(int argc, char **argv) {
 
     mlxn_model_files *mf = NULL;
     if (mlxn_model_files_open(path, &mf) != MLXN_OK) {
-        fprintf(stderr, "mlxn inspect: %s: %s\n", mlxn_status_name(MLXN_ERR_FORMAT) ? "error" : "", mlxn_last_error());
+        fprintf(stderr, "mlxn inspect: %s\n", mlxn_last_error());
         return 1;
     }
     int gguf = mlxn_model_files_source(mf) == MLXN_SRC_GGUF;
@@ -375,6 +387,7 @@ int mlxn_cmd_inspect(int argc, char **argv) {
         }
         add_sum(&sums, &n_sums, r);
     }
+    if (sums) qsort(sums, (size_t)n_sums, sizeof *sums, cmp_sum);
     int64_t params = mlxn_model_files_n_params(mf);
     size_t total = mlxn_model_files_total_bytes(mf);
     json_t *load_report = NULL;
@@ -383,7 +396,7 @@ int mlxn_cmd_inspect(int argc, char **argv) {
         load_report = json_object();
         rc = do_load(mf, load, load_report);
     }
-    char b1[32], b2[32];
+    char b1[32], b2[32], b3[32];
     if (as_json) {
         json_t *root = json_object();
         json_object_set_new(root, "path", json_string(path));
@@ -425,7 +438,7 @@ int mlxn_cmd_inspect(int argc, char **argv) {
             json_object_set_new(root, "tensors", arr);
         }
         if (load_report) json_object_set(root, "load", load_report);
-        json_dumpf(root, stdout, JSON_INDENT(2));
+        json_dumpf(root, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
         printf("\n");
         json_decref(root);
     } else {
@@ -469,7 +482,10 @@ int mlxn_cmd_inspect(int argc, char **argv) {
                 printf("%-56s %-10s %-22s %12zu\n", rows[i].name, rows[i].type, sh, rows[i].bytes);
             }
         }
-        if (load_report) {
+        if (load_report && json_object_get(load_report, "error")) {
+            printf("\nload onto %s: FAILED: %s\n", json_string_value(json_object_get(load_report, "device")),
+                   json_string_value(json_object_get(load_report, "error")));
+        } else if (load_report) {
             printf("\nload onto %s: %s, %lld weights + %lld buffers in %.1f ms\n",
                    json_string_value(json_object_get(load_report, "device")),
                    json_is_true(json_object_get(load_report, "ok")) ? "ok" : "FAILED",
@@ -479,7 +495,7 @@ int mlxn_cmd_inspect(int argc, char **argv) {
             printf("  peak host RSS %s (before loading %s) vs model %s: %.2fx\n",
                    human_bytes(b1, sizeof b1, (double)json_integer_value(json_object_get(load_report, "maxrss_after_bytes"))),
                    human_bytes(b2, sizeof b2, (double)json_integer_value(json_object_get(load_report, "maxrss_before_bytes"))),
-                   human_bytes((char[32]){0}, 32, (double)total),
+                   human_bytes(b3, sizeof b3, (double)total),
                    json_real_value(json_object_get(load_report, "peak_rss_over_model")));
         }
     }

@@ -16,6 +16,7 @@
 #include <fnmatch.h>
 #include <jansson.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 #include "io/gguf.h"
@@ -487,6 +489,8 @@ static void outs_clear(outs *o) {
 
 /* ---------------------------------------------------------------- execution */
 
+
+/* Quantize w [rows, cols] into a triple; measure the error against w. */
 typedef struct conv_ctx {
     const mlxn_convert_opts *opts;
     mlxn_gguf *g;           /* GGUF source */
@@ -496,33 +500,102 @@ typedef struct conv_ctx {
     int n_shards;
 } conv_ctx;
 
-/* Quantize w [rows, cols] into a triple; measure the error against w. */
-static mlxn_status emit_quantized(outs *o, plan_item *it, const float *w, int64_t rows, int64_t cols,
+/* One thread's share of a quantization: rows [r0, r1) quantized (or mapped
+ * directly from K-quant blocks), dequantized again in chunks and compared. */
+typedef struct quant_job {
+    const float *w;
+    int64_t r0, r1, cols;
+    int bits, group;
+    mlxn_dtype sdt;
+    const void *direct;
+    mlxn_gguf_type direct_type;
+    uint8_t *packed, *sc, *bi; /* whole-tensor outputs */
+    double num, den, mx;
+    mlxn_status st;
+    char err[256];
+    int threaded; /* 1: runs on its own pthread */
+} quant_job;
+
+static void *quant_worker(void *arg) {
+    quant_job *j = arg;
+    const int64_t rows = j->r1 - j->r0, cols = j->cols;
+    if (rows <= 0) return NULL;
+    const size_t ss = mlxn_dtype_size(j->sdt);
+    uint8_t *pk = j->packed + j->r0 * cols * j->bits / 8;
+    uint8_t *sc = j->sc + j->r0 * (cols / j->group) * (int64_t)ss, *bi = j->bi + j->r0 * (cols / j->group) * (int64_t)ss;
+    const float *w = j->w + j->r0 * cols;
+    if (j->direct) {
+        const int64_t bb = j->direct_type == MLXN_GGUF_Q4_K ? 144 : 176;
+        kquant_to_mlx(j->direct_type, (const uint8_t *)j->direct + j->r0 * (cols / 256) * bb, rows * cols, j->sdt, pk, sc, bi);
+    } else {
+        j->st = mlxn_quantize_affine(w, rows, cols, j->bits, j->group, j->sdt, pk, sc, bi);
+    }
+    int64_t chunk = cols >= 65536 ? 1 : 65536 / cols; /* rows per dequantization chunk */
+    float *back = j->st == MLXN_OK ? malloc((size_t)(chunk * cols) * sizeof(float)) : NULL;
+    if (!back && j->st == MLXN_OK) j->st = MLXN_ERR_OUT_OF_MEMORY;
+    for (int64_t r = 0; r < rows && j->st == MLXN_OK; r += chunk) {
+        int64_t n = rows - r < chunk ? rows - r : chunk;
+        int64_t gpr = cols / j->group;
+        j->st = mlxn_dequantize_affine(pk + r * cols * j->bits / 8, sc + r * gpr * (int64_t)ss, bi + r * gpr * (int64_t)ss,
+                                       j->sdt, n, cols, j->bits, j->group, back);
+        for (int64_t i = 0; i < n * cols && j->st == MLXN_OK; i++) {
+            double x = w[r * cols + i], d = x - back[i];
+            j->num += d * d;
+            j->den += x * x;
+            if (fabs(d) > j->mx) j->mx = fabs(d);
+        }
+    }
+    if (j->st != MLXN_OK) snprintf(j->err, sizeof j->err, "%s", mlxn_last_error());
+    free(back);
+    return NULL;
+}
+
+static int convert_threads(const mlxn_convert_opts *o) {
+    int n = o->n_threads > 0 ? o->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : n;
+}
+
+/* Quantize w [rows, cols] into a triple (or map K-quant blocks directly);
+ * measure the error against w. Rows are split over threads. */
+static mlxn_status emit_quantized(conv_ctx *c, outs *o, plan_item *it, const float *w, int64_t rows, int64_t cols,
                                   mlxn_convert_tensor_report *tr, const void *direct, mlxn_gguf_type direct_type) {
+    if (!valid_bits(it->bits) || !valid_group(it->group) || cols % it->group || (direct && cols % 256))
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "convert '%s': cannot quantize [%lld, %lld] at %d bits, group %d",
+                              it->name, (long long)rows, (long long)cols, it->bits, it->group);
     size_t pb = (size_t)(rows * cols * it->bits / 8);
     int64_t ng = rows * cols / it->group;
     size_t sb = (size_t)ng * mlxn_dtype_size(it->dtype);
     uint8_t *packed = malloc(pb), *sc = malloc(sb), *bi = malloc(sb);
-    float *back = malloc((size_t)(rows * cols) * sizeof(float));
     mlxn_status st = MLXN_OK;
-    if (!packed || !sc || !bi || !back) {
+    int nt = convert_threads(c->opts);
+    if (rows * cols < (1 << 12)) nt = 1;
+    if (nt > rows) nt = (int)rows;
+    quant_job *jobs = calloc((size_t)nt, sizeof *jobs);
+    pthread_t *tid = calloc((size_t)nt, sizeof *tid);
+    if (!packed || !sc || !bi || !jobs || !tid) {
         st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "convert: out of memory quantizing '%s'", it->name);
         goto fail;
     }
-    if (direct) kquant_to_mlx(direct_type, direct, rows * cols, it->dtype, packed, sc, bi);
-    else st = mlxn_quantize_affine(w, rows, cols, it->bits, it->group, it->dtype, packed, sc, bi);
-    if (st == MLXN_OK)
-        st = mlxn_dequantize_affine(packed, sc, bi, it->dtype, rows, cols, it->bits, it->group, back);
-    if (st != MLXN_OK) { mlxn_error_prefix(st, "convert '%s'", it->name); goto fail; }
-    double num = 0, den = 0, mx = 0;
-    for (int64_t i = 0; i < rows * cols; i++) {
-        double d = (double)w[i] - back[i];
-        num += d * d;
-        den += (double)w[i] * w[i];
-        if (fabs(d) > mx) mx = fabs(d);
+    for (int t = 0; t < nt; t++) {
+        quant_job *j = &jobs[t];
+        *j = (quant_job){w, rows * t / nt, rows * (t + 1) / nt, cols, it->bits, it->group, it->dtype, direct, direct_type,
+                         packed, sc, bi, 0, 0, 0, MLXN_OK, {0}, 0};
+        if (t > 0 && pthread_create(&tid[t], NULL, quant_worker, j) == 0) j->threaded = 1;
     }
-    free(back);
-    back = NULL;
+    quant_worker(&jobs[0]);
+    for (int t = 1; t < nt; t++) {
+        if (jobs[t].threaded) pthread_join(tid[t], NULL);
+        else quant_worker(&jobs[t]); /* thread creation failed: do it here */
+    }
+    double num = 0, den = 0, mx = 0;
+    for (int t = 0; t < nt; t++) {
+        if (jobs[t].st != MLXN_OK && st == MLXN_OK)
+            st = mlxn_set_error(jobs[t].st, "convert '%s': %s", it->name, jobs[t].err);
+        num += jobs[t].num;
+        den += jobs[t].den;
+        if (jobs[t].mx > mx) mx = jobs[t].mx;
+    }
+    if (st) goto fail;
     tr->nmse = den > 0 ? num / den : (num > 0 ? INFINITY : 0);
     tr->max_abs_err = mx;
     char mod[NAME_CAP], nm[NAME_CAP + 8];
@@ -540,13 +613,12 @@ static mlxn_status emit_quantized(outs *o, plan_item *it, const float *w, int64_
     snprintf(nm, sizeof nm, "%s.biases", mod);
     st = outs_add(o, nm, sdt, 2, gsh, bi);
     bi = NULL;
-    if (st) goto fail;
-    return MLXN_OK;
 fail:
     free(packed);
     free(sc);
     free(bi);
-    free(back);
+    free(jobs);
+    free(tid);
     return st;
 }
 
@@ -626,7 +698,7 @@ static mlxn_status exec_gguf_item(conv_ctx *c, outs *o, plan_item *it, mlxn_conv
     st = mlxn_gguf_dequantize(ti.type, data, rows * cols, w);
     if (st) { free(w); free(perm); return mlxn_error_prefix(st, "convert '%s'", ti.name); }
     if (it->kind == MLXN_CONVERT_QUANTIZED)
-        st = emit_quantized(o, it, w, rows, cols, tr, kquant_direct_ok(ti.type, it->bits, it->group) ? data : NULL, ti.type);
+        st = emit_quantized(c, o, it, w, rows, cols, tr, kquant_direct_ok(ti.type, it->bits, it->group) ? data : NULL, ti.type);
     else st = emit_float(o, it, w);
     free(perm);
     free(w);
@@ -648,7 +720,7 @@ static mlxn_status exec_hf_item(conv_ctx *c, outs *o, plan_item *it, mlxn_conver
     mlxn_status st = mlxn_model_files_read_f32(c->mf, it->src_name, w, (size_t)n);
     if (st == MLXN_OK) {
         if (it->kind == MLXN_CONVERT_QUANTIZED)
-            st = emit_quantized(o, it, w, it->shape[0], it->shape[1], tr, NULL, MLXN_GGUF_F32);
+            st = emit_quantized(c, o, it, w, it->shape[0], it->shape[1], tr, NULL, MLXN_GGUF_F32);
         else st = emit_float(o, it, w);
     }
     free(w);
@@ -935,7 +1007,88 @@ static int64_t gguf_opt_id(const mlxn_gguf *g, const char *key) {
     return v;
 }
 
-/* tokenizer.json + tokenizer_config.json from GGUF metadata (gpt2 / byte-level BPE only). */
+typedef struct spm_merge {
+    float score;
+    int32_t a, b;
+} spm_merge;
+
+static int cmp_spm_merge(const void *x, const void *y) {
+    const spm_merge *p = x, *q = y;
+    if (p->score != q->score) return p->score > q->score ? -1 : 1;
+    if (p->a != q->a) return p->a < q->a ? -1 : 1;
+    return (p->b > q->b) - (p->b < q->b);
+}
+
+static int32_t tok_type_at(const void *types, mlxn_gguf_kv_type tt, uint64_t n_types, uint64_t i) {
+    int32_t type = 1;
+    if (types && i < n_types && (tt == MLXN_GGUF_KV_I32 || tt == MLXN_GGUF_KV_U32)) memcpy(&type, (const char *)types + i * 4, 4);
+    return type;
+}
+
+/* SentencePiece vocabulary -> BPE merges the way Hugging Face's LlamaConverter
+ * derives them: every split of a normal piece into two normal pieces is a
+ * merge, ranked by the merged piece's score (descending), then by the ids of
+ * the two halves. Appends [a, b] pairs to `merges`. */
+static mlxn_status spm_merges(const mlxn_gguf *g, json_t *vocab, const void *types, mlxn_gguf_kv_type tt,
+                              uint64_t n_types, uint64_t n_tok, json_t *merges) {
+    const void *scores = NULL;
+    mlxn_gguf_kv_type st_t;
+    uint64_t n_sc = 0;
+    if (mlxn_gguf_get_arr(g, "tokenizer.ggml.scores", &st_t, &n_sc, &scores) != MLXN_OK || st_t != MLXN_GGUF_KV_F32) {
+        mlxn_clear_error();
+        scores = NULL;
+    }
+    size_t cap = 1024, n = 0;
+    spm_merge *m = malloc(cap * sizeof *m);
+    if (!m) return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "convert: out of memory");
+    char buf[1024];
+    for (uint64_t i = 0; i < n_tok; i++) {
+        if (tok_type_at(types, tt, n_types, i) != 1) continue;
+        const char *s;
+        uint64_t len;
+        if (mlxn_gguf_get_arr_str(g, "tokenizer.ggml.tokens", i, &s, &len) != MLXN_OK) { free(m); return MLXN_ERR_FORMAT; }
+        if (len >= sizeof buf) continue;
+        float sc = 0;
+        if (scores && i < n_sc) memcpy(&sc, (const char *)scores + i * 4, 4);
+        for (uint64_t k = 1; k < len; k++) {
+            if (((unsigned char)s[k] & 0xC0) == 0x80) continue; /* split only at UTF-8 character boundaries */
+            memcpy(buf, s, k);
+            buf[k] = 0;
+            json_t *ja = json_object_get(vocab, buf);
+            memcpy(buf, s + k, len - k);
+            buf[len - k] = 0;
+            json_t *jb = json_object_get(vocab, buf);
+            if (!ja || !jb) continue;
+            int32_t ia = (int32_t)json_integer_value(ja), ib = (int32_t)json_integer_value(jb);
+            if (tok_type_at(types, tt, n_types, (uint64_t)ia) != 1 || tok_type_at(types, tt, n_types, (uint64_t)ib) != 1) continue;
+            if (n == cap) {
+                spm_merge *nm = realloc(m, 2 * cap * sizeof *m);
+                if (!nm) { free(m); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "convert: out of memory"); }
+                m = nm;
+                cap *= 2;
+            }
+            m[n++] = (spm_merge){sc, ia, ib};
+        }
+    }
+    qsort(m, n, sizeof *m, cmp_spm_merge);
+    for (size_t i = 0; i < n; i++) {
+        const char *a, *b;
+        uint64_t la, lb;
+        if (mlxn_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)m[i].a, &a, &la) ||
+            mlxn_gguf_get_arr_str(g, "tokenizer.ggml.tokens", (uint64_t)m[i].b, &b, &lb)) {
+            free(m);
+            return MLXN_ERR_FORMAT;
+        }
+        json_array_append_new(merges, json_pack("[s%, s%]", a, (size_t)la, b, (size_t)lb));
+    }
+    free(m);
+    return MLXN_OK;
+}
+
+/* tokenizer.json + tokenizer_config.json + generation_config.json from GGUF
+ * metadata: "gpt2" (byte-level BPE: vocab, merges, pre-tokenizer chosen by
+ * tokenizer.ggml.pre) and "llama" (SentencePiece BPE with byte fallback,
+ * merges derived from the scores as Hugging Face's converter does). */
 static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_t ctx_len) {
     const mlxn_gguf *g = c->g;
     const char *model = NULL, *pre = NULL, *tmpl = NULL;
@@ -944,8 +1097,9 @@ static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_
         mlxn_log(1, "convert: no tokenizer in the GGUF; tokenizer.json not written");
         return MLXN_OK;
     }
-    if (strcmp(model, "gpt2")) {
-        mlxn_log(1, "convert: tokenizer model '%s' is not byte-level BPE; tokenizer.json not written", model);
+    const int spm = !strcmp(model, "llama");
+    if (!spm && strcmp(model, "gpt2")) {
+        mlxn_log(1, "convert: tokenizer model '%s' is not supported (gpt2, llama); tokenizer.json not written", model);
         return MLXN_OK;
     }
     if (mlxn_gguf_get_str(g, "tokenizer.ggml.pre", &pre, NULL) != MLXN_OK) { mlxn_clear_error(); pre = NULL; }
@@ -953,14 +1107,14 @@ static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_
     mlxn_gguf_kv_type et;
     uint64_t n_tok = 0, n_merges = 0, n_types = 0;
     const void *dummy;
-    MLXN_TRY(mlxn_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n_tok, &dummy));
+    mlxn_status st = mlxn_gguf_get_arr(g, "tokenizer.ggml.tokens", &et, &n_tok, &dummy);
+    if (st) return mlxn_error_prefix(st, "convert: gguf '%s'", mlxn_gguf_path(g));
     const void *types = NULL;
     mlxn_gguf_kv_type tt = MLXN_GGUF_KV_I32;
     if (mlxn_gguf_get_arr(g, "tokenizer.ggml.token_type", &tt, &n_types, &types) != MLXN_OK) { mlxn_clear_error(); types = NULL; }
-    if (mlxn_gguf_get_arr(g, "tokenizer.ggml.merges", &et, &n_merges, &dummy) != MLXN_OK) { mlxn_clear_error(); n_merges = 0; }
+    if (spm || mlxn_gguf_get_arr(g, "tokenizer.ggml.merges", &et, &n_merges, &dummy) != MLXN_OK) { mlxn_clear_error(); n_merges = 0; }
 
     json_t *vocab = json_object(), *merges = json_array(), *added = json_array();
-    mlxn_status st = MLXN_OK;
     if (!vocab || !merges || !added) { st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "convert: out of memory"); goto done; }
     char key[1024];
     for (uint64_t i = 0; i < n_tok; i++) {
@@ -972,12 +1126,15 @@ static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_
         memcpy(key, s, len);
         key[len] = 0;
         json_object_set_new(vocab, key, json_integer((json_int_t)i));
-        int32_t type = 1;
-        if (types && i < n_types && (tt == MLXN_GGUF_KV_I32 || tt == MLXN_GGUF_KV_U32)) memcpy(&type, (const char *)types + i * 4, 4);
-        if (type == 3 || type == 4)
+        int32_t type = tok_type_at(types, tt, n_types, i);
+        if (type == 3 || type == 4 || (spm && type == 2))
             json_array_append_new(added, json_pack("{s:I, s:s%, s:b, s:b, s:b, s:b, s:b}", "id", (json_int_t)i, "content", s,
                                                    (size_t)len, "single_word", 0, "lstrip", 0, "rstrip", 0,
-                                                   "normalized", type == 4, "special", type == 3));
+                                                   "normalized", type == 4, "special", type != 4));
+    }
+    if (spm) {
+        st = spm_merges(g, vocab, types, tt, n_types, n_tok, merges);
+        if (st) { mlxn_error_prefix(st, "convert: gguf '%s': tokenizer merges", mlxn_gguf_path(g)); goto done; }
     }
     for (uint64_t i = 0; i < n_merges; i++) {
         const char *s;
@@ -986,8 +1143,9 @@ static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_
         if (st) goto done;
         json_array_append_new(merges, json_stringn(s, len));
     }
-    int add_bos = 0;
-    if (mlxn_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos) != MLXN_OK) { mlxn_clear_error(); add_bos = 0; }
+    int add_bos = spm, space_prefix = 1;
+    if (mlxn_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &add_bos) != MLXN_OK) { mlxn_clear_error(); add_bos = spm; }
+    if (mlxn_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &space_prefix) != MLXN_OK) { mlxn_clear_error(); space_prefix = 1; }
     int64_t bos = gguf_opt_id(g, "tokenizer.ggml.bos_token_id"), eos = gguf_opt_id(g, "tokenizer.ggml.eos_token_id");
     int64_t unk = gguf_opt_id(g, "tokenizer.ggml.unknown_token_id"), pad = gguf_opt_id(g, "tokenizer.ggml.padding_token_id");
     char bb[512], eb[512], ub[512], pb[512];
@@ -1001,17 +1159,34 @@ static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_
                          "A", "type_id", 0, "pair", "SpecialToken", "id", bos_s, "type_id", 0, "Sequence", "id", "A",
                          "type_id", 0, "SpecialToken", "id", bos_s, "type_id", 1, "Sequence", "id", "B", "type_id", 1,
                          "special_tokens", bos_s, "id", bos_s, "ids", (json_int_t)bos, "tokens", bos_s);
+    else if (spm)
+        post = json_null();
     else
         post = json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 1, "trim_offsets", 0,
                          "use_regex", 1);
-    json_t *tok = json_pack("{s:s, s:n, s:n, s:o, s:n, s:o, s:o, s:o, s:{s:s, s:n, s:n, s:n, s:n, s:b, s:b, s:b, s:o, s:o}}",
-                            "version", "1.0", "truncation", "padding", "added_tokens", added, "normalizer",
-                            "pre_tokenizer", pre_tokenizer_for(pre), "post_processor", post, "decoder",
-                            json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 1, "trim_offsets", 1,
-                                      "use_regex", 1),
-                            "model", "type", "BPE", "dropout", "unk_token", "continuing_subword_prefix",
-                            "end_of_word_suffix", "fuse_unk", 0, "byte_fallback", 0, "ignore_merges", 0, "vocab", vocab,
-                            "merges", merges);
+    json_t *normalizer, *pre_tok, *decoder;
+    if (spm) {
+        json_t *rep = json_pack("{s:s, s:{s:s}, s:s}", "type", "Replace", "pattern", "String", " ", "content", "\xe2\x96\x81");
+        normalizer = space_prefix ? json_pack("{s:s, s:[{s:s, s:s}, o]}", "type", "Sequence", "normalizers", "type", "Prepend",
+                                              "prepend", "\xe2\x96\x81", rep)
+                                  : json_pack("{s:s, s:[o]}", "type", "Sequence", "normalizers", rep);
+        pre_tok = json_null();
+        json_t *dec = json_pack("[{s:s, s:{s:s}, s:s}, {s:s}, {s:s}]", "type", "Replace", "pattern", "String", "\xe2\x96\x81",
+                                "content", " ", "type", "ByteFallback", "type", "Fuse");
+        if (dec && space_prefix)
+            json_array_append_new(dec, json_pack("{s:s, s:s, s:i, s:i}", "type", "Strip", "content", " ", "start", 1, "stop", 0));
+        decoder = json_pack("{s:s, s:o}", "type", "Sequence", "decoders", dec);
+    } else {
+        normalizer = json_null();
+        pre_tok = pre_tokenizer_for(pre);
+        decoder = json_pack("{s:s, s:b, s:b, s:b}", "type", "ByteLevel", "add_prefix_space", 1, "trim_offsets", 1, "use_regex", 1);
+    }
+    json_t *tok = json_pack("{s:s, s:n, s:n, s:o, s:o, s:o, s:o, s:o, s:{s:s, s:n, s:o, s:n, s:n, s:b, s:b, s:b, s:o, s:o}}",
+                            "version", "1.0", "truncation", "padding", "added_tokens", added, "normalizer", normalizer,
+                            "pre_tokenizer", pre_tok, "post_processor", post, "decoder", decoder, "model", "type", "BPE",
+                            "dropout", "unk_token", spm && unk_s ? json_string(unk_s) : json_null(),
+                            "continuing_subword_prefix", "end_of_word_suffix", "fuse_unk", spm, "byte_fallback", spm,
+                            "ignore_merges", 0, "vocab", vocab, "merges", merges);
     vocab = merges = added = NULL;
     if (!tok) { st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "convert: building tokenizer.json failed"); goto done; }
     st = write_json(tok, out_dir, "tokenizer.json", JSON_INDENT(2));
@@ -1021,6 +1196,7 @@ static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_
                            "clean_up_tokenization_spaces", 0, "tokenizer_class", "PreTrainedTokenizerFast",
                            "model_max_length", (json_int_t)(ctx_len > 0 ? ctx_len : 2048));
     if (!tc) { st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "convert: out of memory"); goto done; }
+    if (spm) json_object_set_new(tc, "legacy", json_false());
     json_object_set_new(tc, "bos_token", bos_s ? json_string(bos_s) : json_null());
     json_object_set_new(tc, "eos_token", eos_s ? json_string(eos_s) : json_null());
     json_object_set_new(tc, "unk_token", unk_s ? json_string(unk_s) : json_null());
@@ -1035,7 +1211,7 @@ static mlxn_status write_gguf_tokenizer(conv_ctx *c, const char *out_dir, int64_
     if (pad >= 0) json_object_set_new(gc, "pad_token_id", json_integer(pad));
     st = write_json(gc, out_dir, "generation_config.json", JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(gc);
-    if (c->rep) c->rep->tokenizer_written = 1;
+    if (c->rep && !st) c->rep->tokenizer_written = 1;
 done:
     json_decref(vocab);
     json_decref(merges);
@@ -1229,7 +1405,7 @@ mlxn_status mlxn_convert(const char *in, const char *out_dir, const mlxn_convert
             return mlxn_set_error(MLXN_ERR_INVALID_ARG, "convert: output directory '%s' is the input itself", out_dir);
     }
     if (mlxn_path_is_dir(out_dir) && !dir_is_empty(out_dir) && !opts->force)
-        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "convert: output directory '%s' exists and is not empty (use force)",
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "convert: output directory '%s' exists and is not empty (--force overwrites)",
                               out_dir);
 
     conv_ctx c;

@@ -70,6 +70,7 @@ typedef struct mlxn_convert_opts {
     int quantize;              /* HF input: 1 quantize (default), 0 only cast */
     int force;                 /* 1: write into an existing non-empty output directory */
     uint64_t shard_bytes;      /* 0 = 5 GiB (mlx-lm's default) */
+    int n_threads;             /* quantization threads; 0 = online cores */
     mlxn_convert_progress_fn progress;
     void *progress_user;
 } mlxn_convert_opts;

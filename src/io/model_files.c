@@ -86,6 +86,16 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && memcmp(s + a - b, suf, b) == 0;
 }
 
+/* Join "P" + suffix into a malloc'd string (NULL on OOM). */
+static char *cat2(const char *p, size_t plen, const char *suffix) {
+    size_t sl = strlen(suffix);
+    char *s = malloc(plen + sl + 1);
+    if (!s) return NULL;
+    memcpy(s, p, plen);
+    memcpy(s + plen, suffix, sl + 1);
+    return s;
+}
+
 /* ---------------------------------------------------------------- GGUF source */
 
 static mlxn_status open_gguf(mlxn_model_files *mf) {
@@ -224,10 +234,11 @@ static mlxn_status find_shards(mlxn_model_files *mf, json_t **index_out) {
     return MLXN_OK;
 }
 
+static mlxn_status index_raw(mlxn_model_files *mf, json_t *index);
+
 static mlxn_status open_shards(mlxn_model_files *mf, json_t *index) {
     mf->shards = calloc((size_t)mf->n_shards, sizeof *mf->shards);
     if (!mf->shards) return oom(mf->path);
-    int64_t total = 0;
     for (int i = 0; i < mf->n_shards; i++) {
         char *p = mlxn_path_join(mf->dir, mf->shard_names[i]);
         if (!p) return oom(mf->path);
@@ -238,8 +249,14 @@ static mlxn_status open_shards(mlxn_model_files *mf, json_t *index) {
         }
         free(p);
         MLXN_TRY(st);
-        total += mlxn_st_n_tensors(mf->shards[i]);
     }
+    return index_raw(mf, index);
+}
+
+/* Build the sorted name map over all opened shards; check the index. */
+static mlxn_status index_raw(mlxn_model_files *mf, json_t *index) {
+    int64_t total = 0;
+    for (int i = 0; i < mf->n_shards; i++) total += mlxn_st_n_tensors(mf->shards[i]);
     mf->raw = calloc((size_t)(total ? total : 1), sizeof *mf->raw);
     if (!mf->raw) return oom(mf->path);
     for (int i = 0; i < mf->n_shards; i++)
@@ -317,9 +334,10 @@ static mlxn_status group_quant(mlxn_model_files *mf, const char *P, const raw_en
     mlxn_st_tensor_info wi, si, bi;
     MLXN_TRY(raw_info(mf, w, &wi));
     MLXN_TRY(raw_info(mf, s, &si));
-    char bname[512];
-    snprintf(bname, sizeof bname, "%s.biases", P);
+    char *bname = cat2(P, strlen(P), ".biases");
+    if (!bname) return oom(mf->path);
     const raw_entry *b = raw_find(mf, bname);
+    free(bname);
     int affine = strcmp(mode, "affine") == 0;
     if (affine && !b)
         return mlxn_set_error(MLXN_ERR_FORMAT, "model dir '%s': quantized module '%s' (affine) has no '%s.biases'", D, P, P);
@@ -375,70 +393,84 @@ static mlxn_status group_quant(mlxn_model_files *mf, const char *P, const raw_en
     return MLXN_OK;
 }
 
+/* Classify one physical tensor: skip it (part of a triple), or append a
+ * logical entry (dense or a quantized triple). */
+static mlxn_status logical_one(mlxn_model_files *mf, const raw_entry *r) {
+    const char *D = mf->dir, *name = r->name;
+    size_t len = strlen(name);
+    int is_w = ends_with(name, ".weight"), is_s = ends_with(name, ".scales"), is_b = ends_with(name, ".biases");
+    char *P = NULL, *sn = NULL, *wn = NULL;
+    const raw_entry *s = NULL, *w = NULL;
+    mlxn_status st = MLXN_OK;
+    if (is_w || is_s || is_b) {
+        P = cat2(name, len - 7, "");
+        sn = cat2(name, len - 7, ".scales");
+        wn = cat2(name, len - 7, ".weight");
+        if (!P || !sn || !wn) {
+            st = oom(mf->path);
+            goto out;
+        }
+        s = raw_find(mf, sn);
+        w = raw_find(mf, wn);
+    }
+    if (is_s || is_b) {
+        if (is_s && !w) {
+            st = mlxn_set_error(MLXN_ERR_FORMAT, "model dir '%s': '%s' has no matching '%s'", D, name, wn);
+            goto out;
+        }
+        if (s && w) goto out; /* part of a triple, listed under P.weight */
+        if (is_b && w) {
+            mlxn_st_tensor_info wi;
+            if ((st = raw_info(mf, w, &wi)) != MLXN_OK) goto out;
+            if (wi.dtype == MLXN_ST_U32) {
+                st = mlxn_set_error(MLXN_ERR_FORMAT, "model dir '%s': '%s' exists but '%s' is missing", D, name, sn);
+                goto out;
+            }
+        }
+    }
+    mf_tensor *t = &mf->t[mf->n_t];
+    t->s_shard = t->b_shard = -1;
+    t->s_idx = t->b_idx = -1;
+    if (!(t->name = strdup(name))) {
+        st = oom(mf->path);
+        goto out;
+    }
+    mf->n_t++;
+    if (is_w && s) {
+        st = group_quant(mf, P, r, s, t);
+        goto out;
+    }
+    if (is_w) {
+        mlxn_st_tensor_info wi;
+        if ((st = raw_info(mf, r, &wi)) != MLXN_OK) goto out;
+        if (wi.dtype == MLXN_ST_U32 && mlxn_model_files_quant_for(mf, P, NULL, NULL, NULL)) {
+            st = mlxn_set_error(MLXN_ERR_FORMAT,
+                                "model dir '%s': '%s' is U32 (packed) and config.json quantizes '%s', but '%s' is missing",
+                                D, name, P, sn);
+            goto out;
+        }
+        if (mf->qcfg && json_is_object(json_object_get(mf->qcfg, P))) {
+            st = mlxn_set_error(MLXN_ERR_FORMAT,
+                                "model dir '%s': config.json has a quantization entry for '%s' but '%s' is missing", D, P,
+                                sn);
+            goto out;
+        }
+    }
+    t->shard = r->shard;
+    t->idx = r->idx;
+    mlxn_st_tensor_info ti;
+    if ((st = raw_info(mf, r, &ti)) == MLXN_OK) dense_info(&ti, &t->info);
+out:
+    free(P);
+    free(sn);
+    free(wn);
+    return st;
+}
+
 static mlxn_status build_logical(mlxn_model_files *mf) {
-    const char *D = mf->dir;
     mf->t = calloc((size_t)(mf->n_raw ? mf->n_raw : 1), sizeof *mf->t);
     if (!mf->t) return oom(mf->path);
-    char P[512], nm[560];
-    for (int64_t i = 0; i < mf->n_raw; i++) {
-        const raw_entry *r = &mf->raw[i];
-        const char *name = r->name;
-        size_t len = strlen(name);
-        if (ends_with(name, ".scales") || ends_with(name, ".biases")) {
-            size_t pl = len - 7;
-            if (pl >= sizeof P) pl = sizeof P - 1;
-            memcpy(P, name, pl);
-            P[pl] = 0;
-            snprintf(nm, sizeof nm, "%s.scales", P);
-            const raw_entry *s = raw_find(mf, nm);
-            snprintf(nm, sizeof nm, "%s.weight", P);
-            const raw_entry *w = raw_find(mf, nm);
-            if (ends_with(name, ".scales") && !w)
-                return mlxn_set_error(MLXN_ERR_FORMAT, "model dir '%s': '%s' has no matching '%s.weight'", D, name, P);
-            if (s && w) continue; /* part of a triple, listed under P.weight */
-            if (ends_with(name, ".biases") && w) {
-                mlxn_st_tensor_info wi;
-                MLXN_TRY(raw_info(mf, w, &wi));
-                if (wi.dtype == MLXN_ST_U32)
-                    return mlxn_set_error(MLXN_ERR_FORMAT, "model dir '%s': '%s' exists but '%s.scales' is missing", D,
-                                          name, P);
-            }
-        }
-        mf_tensor *t = &mf->t[mf->n_t];
-        t->s_shard = t->b_shard = -1;
-        t->s_idx = t->b_idx = -1;
-        if (!(t->name = strdup(name))) return oom(mf->path);
-        mf->n_t++;
-        if (ends_with(name, ".weight")) {
-            size_t pl = len - 7;
-            if (pl >= sizeof P) pl = sizeof P - 1;
-            memcpy(P, name, pl);
-            P[pl] = 0;
-            snprintf(nm, sizeof nm, "%s.scales", P);
-            const raw_entry *s = raw_find(mf, nm);
-            if (s) {
-                MLXN_TRY(group_quant(mf, P, r, s, t));
-                continue;
-            }
-            mlxn_st_tensor_info wi;
-            MLXN_TRY(raw_info(mf, r, &wi));
-            if (wi.dtype == MLXN_ST_U32 && mlxn_model_files_quant_for(mf, P, NULL, NULL, NULL))
-                return mlxn_set_error(MLXN_ERR_FORMAT,
-                                      "model dir '%s': '%s' is U32 (packed) and config.json quantizes '%s', but '%s.scales' "
-                                      "is missing",
-                                      D, name, P, P);
-            if (mf->qcfg && json_is_object(json_object_get(mf->qcfg, P)))
-                return mlxn_set_error(MLXN_ERR_FORMAT,
-                                      "model dir '%s': config.json has a quantization entry for '%s' but '%s.scales' is "
-                                      "missing",
-                                      D, P, P);
-        }
-        t->shard = r->shard;
-        t->idx = r->idx;
-        mlxn_st_tensor_info ti;
-        MLXN_TRY(raw_info(mf, r, &ti));
-        dense_info(&ti, &t->info);
-    }
+    for (int64_t i = 0; i < mf->n_raw; i++) MLXN_TRY(logical_one(mf, &mf->raw[i]));
     return MLXN_OK;
 }
 
@@ -449,6 +481,19 @@ static char *maybe_file(const char *dir, const char *name) {
         p = NULL;
     }
     return p;
+}
+
+/* Pick the quantization object and the architecture out of config.json. */
+static void config_keys(mlxn_model_files *mf) {
+    const json_t *q = json_object_get(mf->config, "quantization");
+    if (!json_is_object(q)) q = json_object_get(mf->config, "quantization_config");
+    if (json_is_object(q)) mf->qcfg = q;
+    const char *mt = mlxn_json_get_str(mf->config, "model_type");
+    if (!mt) {
+        json_t *a = json_object_get(mf->config, "architectures");
+        if (json_is_array(a) && json_is_string(json_array_get(a, 0))) mt = json_string_value(json_array_get(a, 0));
+    }
+    if (mt) snprintf(mf->arch, sizeof mf->arch, "%s", mt);
 }
 
 static mlxn_status open_mlx_dir(mlxn_model_files *mf) {
@@ -465,15 +510,7 @@ static mlxn_status open_mlx_dir(mlxn_model_files *mf) {
         st = mlxn_set_error(MLXN_ERR_FORMAT, "config '%s': root is not a JSON object", cp);
     free(cp);
     MLXN_TRY(st);
-    const json_t *q = json_object_get(mf->config, "quantization");
-    if (!json_is_object(q)) q = json_object_get(mf->config, "quantization_config");
-    if (json_is_object(q)) mf->qcfg = q;
-    const char *mt = mlxn_json_get_str(mf->config, "model_type");
-    if (!mt) {
-        json_t *a = json_object_get(mf->config, "architectures");
-        if (json_is_array(a) && json_is_string(json_array_get(a, 0))) mt = json_string_value(json_array_get(a, 0));
-    }
-    if (mt) snprintf(mf->arch, sizeof mf->arch, "%s", mt);
+    config_keys(mf);
     mf->tok_json = maybe_file(mf->dir, "tokenizer.json");
     mf->tok_cfg = maybe_file(mf->dir, "tokenizer_config.json");
     mf->gen_cfg = maybe_file(mf->dir, "generation_config.json");
@@ -503,6 +540,48 @@ mlxn_status mlxn_model_files_open(const char *path, mlxn_model_files **out) {
     } else {
         st = mlxn_set_error(MLXN_ERR_NOT_FOUND, "model '%s': no such file or directory", path);
     }
+    if (st != MLXN_OK) {
+        mlxn_model_files_close(mf);
+        return st;
+    }
+    *out = mf;
+    return MLXN_OK;
+}
+
+mlxn_status mlxn_model_files_open_memory(const char *config_json, size_t config_len, const void *const *shards,
+                                         const size_t *shard_sizes, int n_shards, mlxn_model_files **out) {
+    if (!config_json || !out || n_shards < 0 || (n_shards && (!shards || !shard_sizes)))
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "model_files_open_memory: invalid arguments");
+    *out = NULL;
+    mlxn_model_files *mf = calloc(1, sizeof *mf);
+    if (!mf || !(mf->path = strdup("<memory>")) || !(mf->dir = strdup("<memory>"))) {
+        mlxn_model_files_close(mf);
+        return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "model '<memory>': out of memory");
+    }
+    mf->src = MLXN_SRC_MLX_DIR;
+    mlxn_status st = mlxn_json_load_text("config", "<memory>/config.json", config_json, config_len, 0, &mf->config);
+    if (st == MLXN_OK && !json_is_object(mf->config))
+        st = mlxn_set_error(MLXN_ERR_FORMAT, "config '<memory>/config.json': root is not a JSON object");
+    if (st == MLXN_OK) {
+        config_keys(mf);
+        mf->shards = calloc((size_t)(n_shards ? n_shards : 1), sizeof *mf->shards);
+        mf->shard_names = calloc((size_t)(n_shards ? n_shards : 1), sizeof *mf->shard_names);
+        if (!mf->shards || !mf->shard_names) st = oom(mf->path);
+    }
+    for (int i = 0; st == MLXN_OK && i < n_shards; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "shard-%d.safetensors", i);
+        if (!(mf->shard_names[i] = strdup(name))) {
+            st = oom(mf->path);
+            break;
+        }
+        mf->n_shards++;
+        char label[96];
+        snprintf(label, sizeof label, "<memory>/%s", name);
+        st = mlxn_st_open_memory(shards[i], shard_sizes[i], label, &mf->shards[i]);
+    }
+    if (st == MLXN_OK) st = index_raw(mf, NULL);
+    if (st == MLXN_OK) st = build_logical(mf);
     if (st != MLXN_OK) {
         mlxn_model_files_close(mf);
         return st;
@@ -576,9 +655,10 @@ static const mf_tensor *find_t(const mlxn_model_files *mf, const char *name) {
 static mlxn_status lookup(const mlxn_model_files *mf, const char *name, const mf_tensor **out) {
     const mf_tensor *t = find_t(mf, name);
     if (!t && mf->src == MLXN_SRC_MLX_DIR) {
-        char nm[560];
-        snprintf(nm, sizeof nm, "%s.weight", name);
+        char *nm = cat2(name, strlen(name), ".weight");
+        if (!nm) return oom(mf->path);
         t = find_t(mf, nm);
+        free(nm);
         if (t && !t->info.quantized) t = NULL;
     }
     if (!t) return mlxn_set_error(MLXN_ERR_NOT_FOUND, "model '%s': tensor '%s' not found", mf->path, name);

@@ -37,6 +37,11 @@ typedef enum mlxn_model_source { MLXN_SRC_GGUF = 0, MLXN_SRC_MLX_DIR = 1 } mlxn_
  * opens every shard (missing shard: MLXN_ERR_NOT_FOUND naming it) and
  * validates the quantization grouping. */
 mlxn_status mlxn_model_files_open(const char *path, mlxn_model_files **out);
+/* An MLX model held in memory (for tests and fuzzing): config.json text and
+ * n_shards safetensors images (not copied: keep them alive until close).
+ * Messages name "<memory>/config.json" and "<memory>/shard-I.safetensors". */
+mlxn_status mlxn_model_files_open_memory(const char *config_json, size_t config_len, const void *const *shards,
+                                         const size_t *shard_sizes, int n_shards, mlxn_model_files **out);
 /* Accepts NULL. Loaded weights/buffers remain valid (they hold references). */
 void mlxn_model_files_close(mlxn_model_files *mf);
 

@@ -7,19 +7,26 @@
  *           trained by Hugging Face"; Qwen2: "You are a helpful assistant.")
  *           and the conversation has none.
  *   Llama 3 "<|begin_of_text|>" then "<|start_header_id|>{role}<|end_header_id|>\n\n
- *           {content|trim}<|eot_id|>" per message.
+ *           {content|trim}<|eot_id|>" per message. Llama 3.1/3.2 templates
+ *           (recognised by "Cutting Knowledge Date:") always open with a system
+ *           turn "Cutting Knowledge Date: December 2023\nToday Date: {date}\n\n
+ *           {system|trim}": date = today ("%d %b %Y") when the template calls
+ *           strftime_now (as transformers provides it), else the template's
+ *           default date_string literal (3.1: "26 Jul 2024").
  *   Gemma   "<bos>" then "<start_of_turn>{user|model}\n{content|trim}<end_of_turn>\n";
  *           a system message is refused when the template refuses it (Gemma 1/2)
- *           and otherwise prefixed to the first user turn (Gemma 3).
+ *           and otherwise opens the first user turn as "{system}\n\n" (Gemma 3).
  *   Llama 2 "<s>[INST] {<<SYS>>...}{content.strip()} [/INST]" for users and
  *           " {content.strip()} </s>" for the assistant.
  * Jinja's trim / Python's strip remove Unicode whitespace (str.isspace). */
 #include "model/chat_template.h"
 #include "core/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 static const char *const NAMES[] = {"auto", "chatml", "llama3", "gemma", "llama2", "none"};
 
@@ -142,12 +149,13 @@ static char *chatml_default_system(const char *tmpl) {
         else if (q[0] == '\\' && q[1] == 'n') q += 2;
         else continue;
         const char *end = strstr(q, "<|im_end|>");
-        if (!end || end == q) continue;
+        if (!end || end <= q) continue;
         int plain = 1;
         for (const char *c = q; c < end && plain; c++)
             if (*c == '\'' || *c == '"' || *c == '{' || *c == '}' || *c == '+') plain = 0;
         if (!plain) continue;
-        char *o = malloc((size_t)(end - q) + 1);
+        size_t len = strlen(q) - strlen(end);
+        char *o = malloc(len + 1);
         if (!o) return NULL;
         size_t k = 0;
         for (const char *c = q; c < end; c++) {
@@ -161,6 +169,22 @@ static char *chatml_default_system(const char *tmpl) {
         return o;
     }
     return NULL;
+}
+
+/* Llama 3.1/3.2: the date shown in the system turn (see the file comment). */
+static void llama31_date(const char *tmpl, char *out, size_t cap) {
+    snprintf(out, cap, "26 Jul 2024");
+    if (strstr(tmpl, "strftime_now")) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm) && strftime(out, cap, "%d %b %Y", &tm) > 0) return;
+    }
+    const char *p = strstr(tmpl, "set date_string = \"");
+    if (p) {
+        p += strlen("set date_string = \"");
+        const char *e = strchr(p, '"');
+        if (e && (size_t)(e - p) < cap) snprintf(out, cap, "%.*s", (int)(e - p), p);
+    }
 }
 
 static int is_role(const mlxn_chat_msg *m, const char *r) { return m->role && strcmp(m->role, r) == 0; }
@@ -208,9 +232,25 @@ mlxn_status mlxn_chat_apply(mlxn_chat_format f, const char *template_text, const
         if (add_generation_prompt) puts_(&b, "<|im_start|>assistant\n");
         break;
     }
-    case MLXN_CHAT_LLAMA3:
-        for (size_t i = 0; i < n; i++) {
-            if (i == 0) puts_(&b, "<|begin_of_text|>");
+    case MLXN_CHAT_LLAMA3: {
+        size_t first = 0;
+        int bos_done = 0;
+        if (template_text && strstr(template_text, "Cutting Knowledge Date:")) {
+            bos_done = 1;
+            char date[64];
+            llama31_date(template_text, date, sizeof date);
+            puts_(&b, "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n"
+                      "Cutting Knowledge Date: December 2023\nToday Date: ");
+            puts_(&b, date);
+            puts_(&b, "\n\n");
+            if (n > 0 && is_role(&msgs[0], "system")) {
+                put_trim(&b, msgs[0].content);
+                first = 1;
+            }
+            puts_(&b, "<|eot_id|>");
+        }
+        for (size_t i = first; i < n; i++) {
+            if (i == 0 && !bos_done) puts_(&b, "<|begin_of_text|>");
             puts_(&b, "<|start_header_id|>");
             puts_(&b, msgs[i].role);
             puts_(&b, "<|end_header_id|>\n\n");
@@ -219,6 +259,7 @@ mlxn_status mlxn_chat_apply(mlxn_chat_format f, const char *template_text, const
         }
         if (add_generation_prompt) puts_(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
+    }
     case MLXN_CHAT_GEMMA: {
         size_t first = 0;
         const char *sys = NULL;
@@ -237,8 +278,8 @@ mlxn_status mlxn_chat_apply(mlxn_chat_format f, const char *template_text, const
             puts_(&b, "<start_of_turn>");
             puts_(&b, is_role(&msgs[i], "assistant") ? "model" : msgs[i].role);
             puts_(&b, "\n");
-            if (i == first && sys) { /* Gemma 3: system text + "\n\n" opens the first user turn */
-                put_trim(&b, sys);
+            if (i == first && sys) { /* Gemma 3: the system text (untrimmed) + "\n\n" opens the first user turn */
+                puts_(&b, sys);
                 puts_(&b, "\n\n");
             }
             put_trim(&b, msgs[i].content);

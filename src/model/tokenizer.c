@@ -15,6 +15,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef MLXN_HAVE_UTF8PROC
+#include <utf8proc.h>
+#endif
 
 /* ---------------------------------------------------------------- hashing */
 
@@ -448,8 +451,8 @@ static mlxn_status bpe_rank(enc *e, const char *p, size_t n) {
         hent h = heap_pop(e);
         int32_t l = h.pos, r = s[l].next;
         if (s[l].id != h.a || r < 0 || s[r].id != h.b) continue; /* stale */
-        int32_t rank, res;
-        pairmap_get(&t->merges, h.a, h.b, &rank, &res);
+        int32_t rank = 0, res = -1;
+        if (!pairmap_get(&t->merges, h.a, h.b, &rank, &res)) continue;
         s[l].id = res;
         s[l].next = s[r].next;
         if (s[r].next >= 0) s[s[r].next].prev = l;
@@ -554,7 +557,24 @@ static mlxn_status normalize(enc *e, const char *text, size_t len, int at_start,
             k = 0;
             if (!nb_append(e, &k, e->tmp, m)) return OOM();
         }
-        /* TK_NORM_NFC: identity (see tokenizer.h: NFC is not applied) */
+        else if (st->kind == TK_NORM_NFC) {
+#ifdef MLXN_HAVE_UTF8PROC
+            int ascii = 1;
+            for (size_t i = 0; i < k && ascii; i++) ascii = (uint8_t)e->nb[i] < 0x80;
+            if (ascii) continue; /* ASCII is already NFC */
+            utf8proc_uint8_t *o = NULL;
+            utf8proc_ssize_t m = utf8proc_map((const utf8proc_uint8_t *)e->nb, (utf8proc_ssize_t)k, &o,
+                                              UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+            if (m < 0) {
+                free(o);
+                return mlxn_set_error(MLXN_ERR_INTERNAL, "tokenizer_encode: NFC failed: %s", utf8proc_errmsg(m));
+            }
+            k = 0;
+            int ok = nb_append(e, &k, (const char *)o, (size_t)m);
+            free(o);
+            if (!ok) return OOM();
+#endif /* without utf8proc NFC is the identity (see tokenizer.h) */
+        }
     }
     *out_len = k;
     return MLXN_OK;
@@ -564,12 +584,12 @@ static mlxn_status normalize(enc *e, const char *text, size_t len, int at_start,
 static mlxn_status pre_step(enc *e, const tk_pre *st, const char *buf, const range *src, size_t ns, range **dst,
                             size_t *dst_cap, size_t *nd) {
     size_t k = 0;
-#define PUSH(o, l)                                                                    \
-    do {                                                                              \
-        if ((l) > 0) {                                                                \
-            if (!grow((void **)dst, dst_cap, k + 1, sizeof(range))) return OOM();     \
-            (*dst)[k++] = (range){(uint32_t)(o), (uint32_t)(l)};                      \
-        }                                                                             \
+#define PUSH(o, l)                                                                \
+    do {                                                                          \
+        if ((l) > 0) {                                                            \
+            if (!grow((void **)dst, dst_cap, k + 1, sizeof(range))) return OOM(); \
+            (*dst)[k++] = (range){(uint32_t)(o), (uint32_t)(l)};                  \
+        }                                                                         \
     } while (0)
     if (st->kind == TK_PRE_METASPACE_SPLIT) {
         for (size_t i = 0; i < ns; i++) {
@@ -585,8 +605,8 @@ static mlxn_status pre_step(enc *e, const tk_pre *st, const char *buf, const ran
         *nd = k;
         return MLXN_OK;
     }
-    pcre2_match_data *md = pcre2_match_data_create_from_pattern(st->re, NULL);
-    if (!md) return OOM();
+    if (!e->md && !(e->md = pcre2_match_data_create(1, NULL))) return OOM(); /* only the whole match is read */
+    pcre2_match_data *md = e->md;
     for (size_t i = 0; i < ns; i++) {
         const char *p = buf + src[i].off;
         size_t n = src[i].len, pos = 0, last = 0;
@@ -594,7 +614,6 @@ static mlxn_status pre_step(enc *e, const tk_pre *st, const char *buf, const ran
             int rc = pcre2_match(st->re, (PCRE2_SPTR)p, n, pos, PCRE2_NO_UTF_CHECK, md, NULL);
             if (rc < 0) {
                 if (rc == PCRE2_ERROR_NOMATCH) break;
-                pcre2_match_data_free(md);
                 return mlxn_set_error(MLXN_ERR_INTERNAL, "tokenizer_encode: pre-tokenizer regex failed (pcre2 %d)", rc);
             }
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
@@ -623,7 +642,6 @@ static mlxn_status pre_step(enc *e, const tk_pre *st, const char *buf, const ran
         PUSH(src[i].off + last, n - last);
     }
 #undef PUSH
-    pcre2_match_data_free(md);
     *nd = k;
     return MLXN_OK;
 }
@@ -632,14 +650,14 @@ static mlxn_status pre_step(enc *e, const tk_pre *st, const char *buf, const ran
 static mlxn_status encode_segment(enc *e, const char *text, size_t len, int at_start) {
     const mlxn_tokenizer *t = e->t;
     if (len == 0) return MLXN_OK;
-    size_t n;
+    size_t n = 0;
     MLXN_TRY(normalize(e, text, len, at_start, &n));
     if (n == 0) return MLXN_OK;
     if (!grow((void **)&e->r[0], &e->r_cap[0], 1, sizeof(range))) return OOM();
     e->r[0][0] = (range){0, (uint32_t)n};
     size_t nr = 1, cur = 0;
     for (size_t si = 0; si < t->n_pre; si++) {
-        size_t nd;
+        size_t nd = 0;
         MLXN_TRY(pre_step(e, &t->pre[si], e->nb, e->r[cur], nr, &e->r[1 - cur], &e->r_cap[1 - cur], &nd));
         cur = 1 - cur;
         nr = nd;
@@ -669,6 +687,7 @@ static int32_t match_added(const mlxn_tokenizer *t, const char *text, size_t len
 }
 
 static void enc_free(enc *e) {
+    pcre2_match_data_free(e->md);
     free(e->nb);
     free(e->r[0]);
     free(e->r[1]);
@@ -683,6 +702,9 @@ mlxn_status mlxn_tokenizer_encode(const mlxn_tokenizer *t, const char *text, siz
         return mlxn_set_error(MLXN_ERR_INVALID_ARG, "tokenizer_encode: NULL argument");
     *ids = NULL;
     *n_ids = 0;
+    if (len > (size_t)INT32_MAX / 4)
+        return mlxn_set_error(MLXN_ERR_RANGE, "tokenizer_encode: text of %zu bytes is too long (max %d)", len,
+                              INT32_MAX / 4);
     if (len) MLXN_TRY(validate_utf8(text, len));
     enc e = {0};
     e.t = t;
@@ -820,8 +842,8 @@ static mlxn_status detok_feed(mlxn_detok *d, const char *src, size_t n, int flus
 
 mlxn_status mlxn_detok_push(mlxn_detok *d, int32_t id, const char **text, size_t *len) {
     if (!d || !text || !len) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "detok_push: NULL argument");
-    const char *b;
-    size_t n;
+    const char *b = NULL;
+    size_t n = 0;
     MLXN_TRY(mlxn_tokenizer_token_bytes(d->t, id, &b, &n));
     return detok_feed(d, b, n, 0, text, len);
 }
@@ -845,6 +867,14 @@ const char *mlxn_tokenizer_chat_template(const mlxn_tokenizer *t) { return t ? t
 int mlxn_tokenizer_is_eog(const mlxn_tokenizer *t, int32_t id) {
     if (!t || id < 0 || id >= t->n_vocab) return 0;
     return id == t->eos || t->tok[id].eog;
+}
+
+int mlxn_tokenizer_has_nfc(void) {
+#ifdef MLXN_HAVE_UTF8PROC
+    return 1;
+#else
+    return 0;
+#endif
 }
 
 int mlxn_tokenizer_is_special(const mlxn_tokenizer *t, int32_t id) {

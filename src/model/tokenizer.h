@@ -68,12 +68,17 @@ void mlxn_tokenizer_free(mlxn_tokenizer *t);
 mlxn_tokenizer_kind mlxn_tokenizer_get_kind(const mlxn_tokenizer *t);
 
 /* Normalizers supported from tokenizer.json: Prepend, Replace (string
- * pattern), NFC — NFC is accepted but NOT applied (identity; Qwen2/3 declare
- * it; text that is not already NFC may tokenize differently from HF).
+ * pattern), NFC (Qwen2/3 declare it). NFC needs utf8proc (built with
+ * MLXN_HAVE_UTF8PROC, see mlxn_tokenizer_has_nfc); without it NFC is the
+ * identity, so text that is not already NFC may tokenize differently from HF.
  * Pre-tokenizers: ByteLevel (add_prefix_space=false), Split (regex/string;
  * Isolated, Removed, MergedWithPrevious, MergedWithNext), Digits, Metaspace
  * (first step only). Model: BPE (merges by rank, byte_fallback, fuse_unk,
- * ignore_merges). Anything else is MLXN_ERR_UNSUPPORTED naming it.
+ * ignore_merges). Anything else is MLXN_ERR_UNSUPPORTED naming it. Added
+ * tokens are matched on the raw text (their "normalized" and "single_word"
+ * flags are ignored; lstrip/rstrip are honoured). A byte or character the
+ * vocabulary cannot represent becomes <unk> if the tokenizer.json names one,
+ * else it is dropped (as HF does, and as llama.cpp does for GGUF "gpt2").
  *
  * Encode UTF-8 text. add_bos: prepend BOS if the tokenizer adds it by default
  * (pass 0 to never add it). parse_special: recognise special/added tokens such
@@ -90,17 +95,18 @@ mlxn_status mlxn_tokenizer_encode(const mlxn_tokenizer *t, const char *text, siz
 mlxn_status mlxn_tokenizer_token_bytes(const mlxn_tokenizer *t, int32_t id, const char **bytes, size_t *len);
 
 /* Decode a whole id sequence to a malloc'd NUL-terminated string (*len
- * excludes the NUL). skip_special: drop control/special tokens. SPM: one
- * leading space of the first token is removed (the dummy prefix), as HF does.
- * Invalid UTF-8 in the result is kept as is (bytes), not replaced. */
+ * excludes the NUL). skip_special: drop control/special tokens. One leading
+ * space is removed when the tokenizer adds a dummy prefix (SPM: a Strip or
+ * Metaspace decoder, GGUF add_space_prefix), as HF does. Invalid UTF-8 in the
+ * result is kept as is (bytes), not replaced. */
 mlxn_status mlxn_tokenizer_decode(const mlxn_tokenizer *t, const int32_t *ids, size_t n, int skip_special,
                                   char **out, size_t *len);
 
 /* Streaming detokenizer: feed ids, get only complete UTF-8 out (bytes of a
  * split character are held until complete; an invalid byte is emitted as
- * U+FFFD). The concatenated output equals mlxn_tokenizer_decode(skip_special=0)
- * except that the SPM leading space is kept: generated tokens continue a
- * prompt, so " Paris" must stay " Paris". */
+ * U+FFFD). For valid text the concatenated output equals
+ * mlxn_tokenizer_decode(skip_special=0) except that the dummy-prefix space is
+ * kept: generated tokens continue a prompt, so " Paris" must stay " Paris". */
 typedef struct mlxn_detok mlxn_detok;
 mlxn_status mlxn_detok_create(const mlxn_tokenizer *t, mlxn_detok **out);
 void mlxn_detok_free(mlxn_detok *d);
@@ -116,6 +122,8 @@ int32_t mlxn_tokenizer_eos(const mlxn_tokenizer *t); /* -1 if none */
 int mlxn_tokenizer_adds_bos(const mlxn_tokenizer *t);
 /* End-of-generation: eos, eot, <|im_end|>, <|eot_id|>, <|end_of_text|>, <end_of_turn>, <|endoftext|> ... */
 int mlxn_tokenizer_is_eog(const mlxn_tokenizer *t, int32_t id);
+/* 1 if this build applies NFC normalization (utf8proc); 0: NFC is the identity. */
+int mlxn_tokenizer_has_nfc(void);
 /* 1 if id is a special/control token (skipped by decode(skip_special=1)). */
 int mlxn_tokenizer_is_special(const mlxn_tokenizer *t, int32_t id);
 /* Exact token text (as stored in the vocabulary) -> id; -1 if absent. */

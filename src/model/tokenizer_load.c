@@ -224,14 +224,15 @@ static mlxn_status finalize(mlxn_tokenizer *t) {
 /* Pre-tokenizer preset for a GGUF tokenizer.ggml.pre name (llama.cpp's names). */
 static mlxn_status gguf_pre_preset(mlxn_tokenizer *t, const char *pre) {
     static const char *const gpt2[] = {"gpt2", "gpt-2", "mpt", "olmo", "jais", "trillion", NULL};
-    static const char *const llama3[] = {"default", "llama-bpe", "llama3", "llama-v3", "dbrx", "smaug-bpe",
+    static const char *const llama3[] = {"llama-bpe", "llama3", "llama-v3", "dbrx", "smaug-bpe",
                                          "falcon3", "pixtral", NULL};
     static const char *const qwen2[] = {"qwen2", "stablelm2", "deepseek-r1-qwen", "megrez", NULL};
     static const char *const digits[] = {"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone",
                                          "minerva", NULL};
-    const char *const *lists[] = {gpt2, llama3, qwen2, digits};
+    static const char *const legacy[] = {"default", NULL};
+    const char *const *lists[] = {gpt2, llama3, qwen2, digits, legacy};
     int which = pre ? -1 : 0;
-    for (int l = 0; pre && l < 4 && which < 0; l++)
+    for (int l = 0; pre && l < 5 && which < 0; l++)
         for (int i = 0; lists[l][i]; i++)
             if (strcmp(pre, lists[l][i]) == 0) which = l;
     switch (which) {
@@ -241,6 +242,11 @@ static mlxn_status gguf_pre_preset(mlxn_tokenizer *t, const char *pre) {
     case 3:
         MLXN_TRY(add_pre_regex(t, "\\p{N}", 5, 0, TK_SPLIT_ISOLATED));
         return add_pre_regex(t, RE_GPT2, strlen(RE_GPT2), 0, TK_SPLIT_ISOLATED);
+    case 4: { /* llama.cpp's LLAMA_VOCAB_PRE_TYPE_DEFAULT: four splits in sequence */
+        static const char *const re[] = {"[\\p{P}\\$\\+<=>\\^~\\|]+", RE_GPT2, "\\p{N}+", "[0-9][0-9][0-9]"};
+        for (int i = 0; i < 4; i++) MLXN_TRY(add_pre_regex(t, re[i], strlen(re[i]), 0, TK_SPLIT_ISOLATED));
+        return MLXN_OK;
+    }
     default:
         return mlxn_set_error(MLXN_ERR_UNSUPPORTED,
                               "tokenizer: GGUF pre-tokenizer '%s' is not supported (known: gpt2, llama-bpe, "

@@ -120,8 +120,8 @@ static mlxn_status pool_create(int n_threads, mlxn_cpu_pool **out) {
         if (!p->threads) { free(p); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "cpu: out of host memory"); }
         for (int i = 1; i < n_threads; i++) {
             worker_arg *wa = malloc(sizeof *wa);
-            int rc = wa ? pthread_create(&p->threads[i], NULL, worker_main, wa) : -1;
             if (wa) { wa->pool = p; wa->index = i; }
+            int rc = wa ? pthread_create(&p->threads[i], NULL, worker_main, wa) : -1;
             if (rc != 0) {
                 free(wa);
                 p->n_threads = i; /* keep the ones that started */

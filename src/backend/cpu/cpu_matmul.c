@@ -127,8 +127,8 @@ static void xq_free(cpu_xq *q) {
     free(q->s);
     free(q->t);
     free(q->bs);
-    free(q->dv);
     free(q->sg);
+    free(q->dp);
     free(q->ug);
 }
 
@@ -191,16 +191,16 @@ mlxn_status mlxn_cpu_matmul(mlxn_session *s, const mlxn_op *op) {
         c.xq.d = malloc((size_t)(M * nblk) * sizeof(float));
         c.xq.s = malloc((size_t)(M * nblk) * sizeof(float));
         c.xq.t = malloc((size_t)(M * nblk) * sizeof(float));
-        const int need_bs = c.kind == CPU_Q_Q6_K, need_dv = c.kind == CPU_Q_MLX4 && c.wd.group >= 64;
+        const int need_bs = c.kind == CPU_Q_Q6_K;
         if (need_bs) c.xq.bs = malloc((size_t)(M * (K / 16)) * sizeof(int16_t));
-        if (need_dv) c.xq.dv = malloc((size_t)(M * (K / 8)) * sizeof(float));
-        const int need_sg = c.kind == CPU_Q_MLX4;
+        const int need_sg = c.kind == CPU_Q_MLX4, need_dp = need_sg && c.wd.group >= 64 && K >= 256;
         if (need_sg) {
             c.xq.sg = malloc((size_t)(M * (K / c.wd.group)) * sizeof(float));
             c.xq.ug = malloc((size_t)(M * (K / c.wd.group)) * sizeof(float));
         }
-        if (!c.xq.q || !c.xq.d || !c.xq.s || !c.xq.t || (need_bs && !c.xq.bs) || (need_dv && !c.xq.dv) ||
-            (need_sg && (!c.xq.sg || !c.xq.ug)))
+        if (need_dp) c.xq.dp = malloc((size_t)(M * (K / 256) * 8) * sizeof(float));
+        if (!c.xq.q || !c.xq.d || !c.xq.s || !c.xq.t || (need_bs && !c.xq.bs) ||
+            (need_sg && (!c.xq.sg || !c.xq.ug)) || (need_dp && !c.xq.dp))
             st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "matmul (cpu): cannot allocate quantized activations");
 #if defined(__x86_64__)
         else

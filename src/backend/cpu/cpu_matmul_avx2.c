@@ -20,6 +20,9 @@
 #pragma GCC target("avx2,fma,f16c")
 
 #define AI static inline __attribute__((always_inline))
+#ifndef PF_DIST
+#define PF_DIST 2048
+#endif /* bytes of weight data prefetched ahead */
 
 AI float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -128,9 +131,9 @@ int mlxn_cpu_avx2_quantize_x(cpu_qkind kind, const float *x, int64_t M, int64_t 
                 xq->sg[m * (K / group) + g] = S;
                 xq->ug[m * (K / group) + g] = 8.0f * (S - T);
             }
-        if (xq->dv)
-            for (int64_t cc = 0; cc < K / 64; cc++)
-                for (int l = 0; l < 8; l++) xq->dv[m * (K / 8) + cc * 8 + l] = xq->d[m * nblk + 2 * cc + (l >= 4)];
+        if (xq->dp) /* per 256 values: dx of blocks {0,2,4,6,1,3,5,7} */
+            for (int64_t q = 0; q < K / 256; q++)
+                for (int l = 0; l < 8; l++) xq->dp[m * (K / 256) * 8 + q * 8 + l] = xq->d[m * nblk + q * 8 + (l < 4 ? 2 * l : 2 * (l - 4) + 1)];
     }
     return 1;
 }
@@ -144,8 +147,9 @@ int mlxn_cpu_avx2_quantize_x(cpu_qkind kind, const float *x, int64_t M, int64_t 
 
 AI __m256i q32_codes(const uint8_t *bp, const int T) {
     if (T == 2) return _mm256_loadu_si256((const __m256i *)(const void *)(bp + 2));
-    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(bp + (T == 0 ? 2 : 4)));
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+    /* [v | v] >> {0 x4, 4 x4} & 15 = [low nibbles | high nibbles]: one load uop + 2 ALU ops */
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(bp + (T == 0 ? 2 : 4))));
+    return _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), _mm256_set1_epi8(0x0F));
 }
 AI __m256i q32_dot(__m256i q, const int8_t *x, const int T) {
     const __m256i ones = _mm256_set1_epi16(1);
@@ -168,6 +172,7 @@ AI void dot_q32(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, c
     int64_t b = 0;
     for (; b + 4 <= nb; b += 4) {
         const uint8_t *bp = wr + b * BB;
+        for (int l = 0; l < 4 * BB; l += 64) _mm_prefetch((const char *)(bp + PF_DIST + l), _MM_HINT_T0);
         const __m128 dw = _mm_cvtph_ps(_mm_setr_epi16((short)u16_at(bp), (short)u16_at(bp + BB), (short)u16_at(bp + 2 * BB),
                                                       (short)u16_at(bp + 3 * BB), 0, 0, 0, 0));
         __m128 mw = _mm_setzero_ps();
@@ -211,55 +216,36 @@ AI void dot_q32(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, c
     }
 }
 
+/* Sum each of 8 int32x8 vectors: lane j of the result = sum of p[j]. */
+AI __m256i reduce8(const __m256i *p) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(p[4], p[5]), _mm256_hadd_epi32(p[6], p[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
 /* Load 8 consecutive scales/biases (f32, f16 or bf16) as f32. */
 AI __m256 load8_scales(const uint8_t *p, mlxn_dtype t, int64_t i) {
     return load8_f(p + i * (t == MLXN_F32 ? 4 : 2), t);
 }
 
-/* MLX affine 4-bit. Group 32: one 16-byte load -> [low nibbles | high
- * nibbles] = [even | odd elements] of one x block. Group >= 64: 32-byte
- * loads; the low nibbles are the even elements of two x blocks (one per
- * 128-bit lane), so the f32 scale vector is s * {dx0 x4, dx1 x4}.
- * Centred: w = s(q-8) + (b+8s), so y = sum_g s*dot((q), xq)*dx - 8 s t + (b+8s) S
- * = [int part] + sum_g b*S_g + s*8*(S_g - T_g); the last two terms are
- * vector dot products over 8 groups at a time. */
-AI void mlx4_groups(const uint8_t *wr, const cpu_xq *xq, int64_t m0, const int NR, const int G, int64_t g0,
-                    int ng, const float *sf, __m256 *acc) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (int j = 0; j < ng; j++) {
-        const int64_t g = g0 + j;
-        const uint8_t *gp = wr + g * (G / 2);
-        if (G == 32) {
-            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)gp);
-            __m256i q = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-            for (int r = 0; r < NR; r++) {
-                const int64_t m = m0 + r;
-                const int8_t *xr = xq->q + m * xq->K + g * 32;
-                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, _mm256_loadu_si256((const __m256i *)(const void *)xr)), ones);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(sf[j] * xq->d[m * xq->nblk + g]), _mm256_cvtepi32_ps(p), acc[r]);
-            }
-        } else {
-            const __m256 sv = _mm256_broadcast_ss(sf + j);
-            for (int c = 0; c < G / 64; c++) {
-                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(gp + 32 * c));
-                __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-                const int64_t cc = g * (G / 64) + c;
-                for (int r = 0; r < NR; r++) {
-                    const int64_t m = m0 + r;
-                    const int8_t *xr = xq->q + m * xq->K + cc * 64;
-                    __m256i a = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(const void *)xr));
-                    __m256i b = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(const void *)(xr + 32)));
-                    /* |lane| <= 2*15*127 = 3810 per maddubs: the sum fits in i16 */
-                    __m256i p = _mm256_madd_epi16(_mm256_add_epi16(a, b), ones);
-                    __m256 dv = _mm256_mul_ps(sv, _mm256_loadu_ps(xq->dv + m * (xq->K / 8) + cc * 8));
-                    acc[r] = _mm256_fmadd_ps(dv, _mm256_cvtepi32_ps(p), acc[r]);
-                }
-            }
-        }
-    }
+/* Load 4 consecutive scales (f32, f16 or bf16) as f32. */
+AI __m128 load4_scales(const uint8_t *p, mlxn_dtype t, int64_t i) {
+    if (t == MLXN_F32) return _mm_loadu_ps((const float *)(const void *)(p + 4 * i));
+    __m128i h = _mm_loadl_epi64((const __m128i *)(const void *)(p + 2 * i));
+    if (t == MLXN_F16) return _mm_cvtph_ps(h);
+    return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(h), 16));
 }
 
+/* MLX affine 4-bit, x in blocks of 32.
+ * Group 32: one 16-byte load -> [low nibbles | high nibbles] = [even | odd
+ * elements] of one x block; one FMA per group.
+ * Group >= 64: a 32-byte load holds 64 values; its low nibbles are the even
+ * elements, its high nibbles the odd ones, and 128-bit lane 0 / 1 belongs to
+ * x block 2c / 2c+1. Two vphaddd of four chunk dots give the 8 block sums
+ * [A0..A3 | B0..B3] of 4 chunks, scaled in one FMA by s * dx (dx stored in
+ * that order as xq->dp).
+ * Centred: w = s(q-8) + (b+8s), so y = sum s*dx*dot(q, xq) + b*S_g +
+ * s*8*(S_g - T_g); the last two terms are vector dot products over groups. */
 AI void dot_mlx4(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, const int NR, const int G,
                  float *out) {
     const uint8_t *wr = w->data + row * w->row_bytes;
@@ -267,31 +253,99 @@ AI void dot_mlx4(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, 
     const uint8_t *sc = w->scales, *bi = w->biases;
     const int64_t sbase = row * ng;
     const mlxn_dtype sdt = w->sdt;
-    __m256 acc[4], cacc[4];
-    for (int r = 0; r < NR; r++) { acc[r] = _mm256_setzero_ps(); cacc[r] = _mm256_setzero_ps(); }
-    float sf[8];
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    float tail[4] = {0, 0, 0, 0};
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
+    if (G == 32) {
+        for (int64_t g = 0; g < ng; g++) {
+            if ((g & 7) == 0) _mm_prefetch((const char *)(wr + g * 16 + PF_DIST), _MM_HINT_T0);
+            const float s = scale_at(sc, sdt, sbase + g);
+            __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)(wr + g * 16)));
+            __m256i q = _mm256_and_si256(_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)), m4);
+            for (int r = 0; r < NR; r++) {
+                const int64_t m = m0 + r;
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xq->q + m * xq->K + g * 32));
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s * xq->d[m * xq->nblk + g]), _mm256_cvtepi32_ps(p), acc[r]);
+            }
+        }
+    } else {
+        const int64_t nch = w->K / 64;
+        int64_t c = 0;
+        for (; c + 4 <= nch; c += 4) {
+            const uint8_t *cp = wr + c * 32;
+            _mm_prefetch((const char *)(cp + PF_DIST), _MM_HINT_T0);
+            _mm_prefetch((const char *)(cp + PF_DIST + 64), _MM_HINT_T0);
+            __m128 s4;
+            if (G == 64) s4 = load4_scales(sc, sdt, sbase + c);
+            else {
+                const float s0 = scale_at(sc, sdt, sbase + c / 2), s1 = scale_at(sc, sdt, sbase + c / 2 + 1);
+                s4 = _mm_setr_ps(s0, s0, s1, s1);
+            }
+            const __m256 sv = _mm256_set_m128(s4, s4);
+            __m256i lo[4], hi[4];
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(cp + 32 * k));
+                lo[k] = _mm256_and_si256(v, m4);
+                hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            }
+            for (int r = 0; r < NR; r++) {
+                const int64_t m = m0 + r;
+                const int8_t *xr = xq->q + m * xq->K + c * 64;
+                __m256i p[4];
+                for (int k = 0; k < 4; k++) {
+                    __m256i a = _mm256_maddubs_epi16(lo[k], _mm256_loadu_si256((const __m256i *)(const void *)(xr + 64 * k)));
+                    __m256i b = _mm256_maddubs_epi16(hi[k], _mm256_loadu_si256((const __m256i *)(const void *)(xr + 64 * k + 32)));
+                    /* |lane| <= 2*15*127 = 3810 per maddubs: the sum fits in int16 */
+                    p[k] = _mm256_madd_epi16(_mm256_add_epi16(a, b), ones);
+                }
+                __m256i h = _mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3]));
+                __m256 dxv = _mm256_loadu_ps(xq->dp + m * (xq->K / 256) * 8 + (c / 4) * 8);
+                acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(sv, dxv), _mm256_cvtepi32_ps(h), acc[r]);
+            }
+        }
+        for (; c < nch; c++) { /* tail chunks */
+            const float s = scale_at(sc, sdt, sbase + c * 64 / G);
+            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(wr + c * 32));
+            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            for (int r = 0; r < NR; r++) {
+                const int64_t m = m0 + r;
+                const int8_t *xr = xq->q + m * xq->K + c * 64;
+                __m256i a = _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(const void *)xr));
+                __m256i b = _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(const void *)(xr + 32)));
+                __m256i p = _mm256_madd_epi16(_mm256_add_epi16(a, b), ones);
+                __m128i pa = _mm256_castsi256_si128(p), pb = _mm256_extracti128_si256(p, 1);
+                pa = _mm_add_epi32(pa, _mm_shuffle_epi32(pa, 0x4e));
+                pa = _mm_add_epi32(pa, _mm_shuffle_epi32(pa, 0xb1));
+                pb = _mm_add_epi32(pb, _mm_shuffle_epi32(pb, 0x4e));
+                pb = _mm_add_epi32(pb, _mm_shuffle_epi32(pb, 0xb1));
+                tail[r] += s * (xq->d[m * xq->nblk + 2 * c] * (float)_mm_cvtsi128_si32(pa) +
+                                xq->d[m * xq->nblk + 2 * c + 1] * (float)_mm_cvtsi128_si32(pb));
+            }
+        }
+    }
+    /* bias and centring terms: sum_g b*S_g + s*U_g */
+    __m256 cacc[4];
+    for (int r = 0; r < NR; r++) cacc[r] = _mm256_setzero_ps();
     int64_t g = 0;
     for (; g + 8 <= ng; g += 8) {
         const __m256 svec = load8_scales(sc, sdt, sbase + g), bvec = load8_scales(bi, sdt, sbase + g);
-        _mm256_storeu_ps(sf, svec);
-        mlx4_groups(wr, xq, m0, NR, G, g, 8, sf, acc);
         for (int r = 0; r < NR; r++) {
             const int64_t gi = (m0 + r) * ng + g;
             cacc[r] = _mm256_fmadd_ps(bvec, _mm256_loadu_ps(xq->sg + gi), cacc[r]);
             cacc[r] = _mm256_fmadd_ps(svec, _mm256_loadu_ps(xq->ug + gi), cacc[r]);
         }
     }
-    float corr[4] = {0, 0, 0, 0};
     for (; g < ng; g++) {
-        sf[0] = scale_at(sc, sdt, sbase + g);
-        const float bb = scale_at(bi, sdt, sbase + g);
-        mlx4_groups(wr, xq, m0, NR, G, g, 1, sf, acc);
+        const float s = scale_at(sc, sdt, sbase + g), bb = scale_at(bi, sdt, sbase + g);
         for (int r = 0; r < NR; r++) {
             const int64_t gi = (m0 + r) * ng + g;
-            corr[r] += bb * xq->sg[gi] + sf[0] * xq->ug[gi];
+            tail[r] += bb * xq->sg[gi] + s * xq->ug[gi];
         }
     }
-    for (int r = 0; r < NR; r++) out[r] = hsum8(_mm256_add_ps(acc[r], cacc[r])) + corr[r];
+    for (int r = 0; r < NR; r++) out[r] = hsum8(_mm256_add_ps(acc[r], cacc[r])) + tail[r];
 }
 
 /* MLX affine 8-bit: q - 128 as signed bytes, sign trick for vpmaddubsw. */
@@ -325,92 +379,107 @@ AI void dot_mlx8(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, 
     for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]) + corr[r];
 }
 
-AI void scale_min_k4(int j, const uint8_t *q, int *d, int *m) {
-    if (j < 4) {
-        *d = q[j] & 63;
-        *m = q[j + 4] & 63;
-    } else {
-        *d = (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
-        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
-    }
-}
-
-/* Q4_K: w = d*sc*q - dmin*m per sub-block of 32, centred as
- * d*sc*(q-8) + (8*d*sc - dmin*m) so the int8 error term is small. */
+/* Q4_K: w = d*sc*q - dmin*m per sub-block of 32 (6-bit sc, m), centred as
+ * d*sc*(q-8) + (8*d*sc - dmin*m) so the int8 error term is small. The 8
+ * sub-block dots are reduced to one int32x8 and scaled by {d*sc_j*dx_j}. */
 AI void dot_q4_k(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, const int NR, float *out) {
     const uint8_t *wr = w->data + row * w->row_bytes;
     const int64_t nb = w->K / 256;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
+    const __m256 eight = _mm256_set1_ps(8.0f);
     __m256 acc[4];
-    float corr[4];
-    for (int r = 0; r < NR; r++) { acc[r] = _mm256_setzero_ps(); corr[r] = 0.0f; }
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *bp = wr + b * 144;
-        const float d = f16_at(bp), dmin = f16_at(bp + 2);
-        int sc[8], mn[8];
-        for (int j = 0; j < 8; j++) scale_min_k4(j, bp + 4, &sc[j], &mn[j]);
+        for (int l = 0; l < 144; l += 64) _mm_prefetch((const char *)(bp + PF_DIST + l), _MM_HINT_T0);
+        /* unpack the 12 scale bytes into 8 scales and 8 mins (as ggml does) */
+        uint32_t u[4];
+        memcpy(u, bp + 4, 12);
+        const uint32_t km1 = 0x3f3f3f3fu, km2 = 0x0f0f0f0fu, km3 = 0x03030303u;
+        u[3] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
+        const uint32_t ua = u[1] & km1;
+        u[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
+        u[2] = ua;
+        u[0] &= km1;
+        const __m256 scv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)u[1], (int)u[0])));
+        const __m256 mnv = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)u[3], (int)u[2])));
+        const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(f16_at(bp)), scv);
+        const __m256 cs = _mm256_fnmadd_ps(_mm256_set1_ps(f16_at(bp + 2)), mnv, _mm256_mul_ps(eight, dsc));
+        __m256i lo[4], hi[4];
         for (int j = 0; j < 4; j++) {
             __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(bp + 16 + 32 * j));
-            __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-            const float d1 = d * (float)sc[2 * j], d2 = d * (float)sc[2 * j + 1];
-            for (int r = 0; r < NR; r++) {
-                const int64_t m = m0 + r, xb = m * xq->nblk + b * 8 + 2 * j;
-                const int8_t *xr = xq->q + m * xq->K + b * 256 + 64 * j;
-                __m256i a = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(const void *)xr)), ones);
-                __m256i c = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(const void *)(xr + 32))), ones);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * xq->d[xb]), _mm256_cvtepi32_ps(a), acc[r]);
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d2 * xq->d[xb + 1]), _mm256_cvtepi32_ps(c), acc[r]);
-                corr[r] += (8.0f * d1 - dmin * (float)mn[2 * j]) * xq->s[xb] - 8.0f * d1 * xq->t[xb] +
-                           (8.0f * d2 - dmin * (float)mn[2 * j + 1]) * xq->s[xb + 1] - 8.0f * d2 * xq->t[xb + 1];
+            lo[j] = _mm256_and_si256(v, m4);
+            hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+        }
+        for (int r = 0; r < NR; r++) {
+            const int64_t m = m0 + r, xb = m * xq->nblk + b * 8;
+            const int8_t *xr = xq->q + m * xq->K + b * 256;
+            __m256i p[8];
+            for (int j = 0; j < 4; j++) {
+                p[2 * j] = _mm256_madd_epi16(_mm256_maddubs_epi16(lo[j], _mm256_loadu_si256((const __m256i *)(const void *)(xr + 64 * j))), ones);
+                p[2 * j + 1] = _mm256_madd_epi16(_mm256_maddubs_epi16(hi[j], _mm256_loadu_si256((const __m256i *)(const void *)(xr + 64 * j + 32))), ones);
             }
+            const __m256 P = _mm256_cvtepi32_ps(reduce8(p));
+            acc[r] = _mm256_fmadd_ps(_mm256_mul_ps(dsc, _mm256_loadu_ps(xq->d + xb)), P, acc[r]);
+            acc[r] = _mm256_fmadd_ps(cs, _mm256_loadu_ps(xq->s + xb), acc[r]);
+            acc[r] = _mm256_fnmadd_ps(_mm256_mul_ps(eight, dsc), _mm256_loadu_ps(xq->t + xb), acc[r]);
         }
     }
-    for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]) + corr[r];
+    for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]);
 }
 
 /* Q6_K: 6-bit codes q (0..63) from ql/qh, w = d*sc16*(q-32) with one int8
- * scale per 16 values (vpmaddwd by {sc_a x8, sc_b x8}). */
+ * scale per 16 values (vpmaddwd by {sc_a x8, sc_b x8}); the 8 chunk dots of
+ * 32 values are reduced to one int32x8 scaled by {d*dx_c}. */
 AI void dot_q6_k(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, const int NR, float *out) {
     const uint8_t *wr = w->data + row * w->row_bytes;
     const int64_t nb = w->K / 256;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C), m30 = _mm256_set1_epi8(0x30),
                   mc0 = _mm256_set1_epi8((char)0xC0);
+    const __m256 k32 = _mm256_set1_ps(32.0f);
     __m256 acc[4];
-    float corr[4];
-    for (int r = 0; r < NR; r++) { acc[r] = _mm256_setzero_ps(); corr[r] = 0.0f; }
+    for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *bp = wr + b * 210;
-        const int8_t *scs = (const int8_t *)(bp + 192);
-        const float d = f16_at(bp + 208);
+        for (int l = 0; l < 210; l += 64) _mm_prefetch((const char *)(bp + PF_DIST + l), _MM_HINT_T0);
+        const __m128i sc8 = _mm_loadu_si128((const __m128i *)(const void *)(bp + 192)); /* 16 x i8 */
+        const __m256i sc16 = _mm256_cvtepi8_epi16(sc8);
+        const __m256 dv = _mm256_set1_ps(f16_at(bp + 208));
+        __m256i qv[8], sv[8];
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = bp + 64 * h, *qh = bp + 128 + 32 * h;
             __m256i l0 = _mm256_loadu_si256((const __m256i *)(const void *)ql);
             __m256i l1 = _mm256_loadu_si256((const __m256i *)(const void *)(ql + 32));
             __m256i hv = _mm256_loadu_si256((const __m256i *)(const void *)qh);
-            __m256i qv[4];
-            qv[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m03), 4));
-            qv[1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m0c), 2));
-            qv[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hv, m30));
-            qv[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                    _mm256_srli_epi16(_mm256_and_si256(hv, mc0), 2));
-            for (int i = 0; i < 4; i++) {
-                const int8_t *sp = scs + 8 * h + 2 * i;
-                const __m256i sv = _mm256_set_m128i(_mm_set1_epi16(sp[1]), _mm_set1_epi16(sp[0]));
-                for (int r = 0; r < NR; r++) {
-                    const int64_t m = m0 + r, xb = b * 8 + 4 * h + i;
-                    const int8_t *xr = xq->q + m * xq->K + xb * 32;
-                    __m256i p = _mm256_maddubs_epi16(qv[i], _mm256_loadu_si256((const __m256i *)(const void *)xr));
-                    const float dd = d * xq->d[m * xq->nblk + xb];
-                    acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dd), _mm256_cvtepi32_ps(_mm256_madd_epi16(p, sv)), acc[r]);
-                    const int16_t *bs = xq->bs + m * (xq->K / 16) + 2 * xb;
-                    corr[r] += dd * 32.0f * (float)(sp[0] * bs[0] + sp[1] * bs[1]); /* q - 32 */
-                }
-            }
+            qv[4 * h + 0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m03), 4));
+            qv[4 * h + 1] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m0c), 2));
+            qv[4 * h + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(hv, m30));
+            qv[4 * h + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                            _mm256_srli_epi16(_mm256_and_si256(hv, mc0), 2));
+        }
+        for (int c = 0; c < 8; c++) {
+            const __m128i ctl = _mm_setr_epi8((char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c),
+                                              (char)(2 * c), (char)(2 * c), (char)(2 * c), (char)(2 * c + 1), (char)(2 * c + 1),
+                                              (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1), (char)(2 * c + 1),
+                                              (char)(2 * c + 1), (char)(2 * c + 1));
+            sv[c] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(sc8, ctl));
+        }
+        for (int r = 0; r < NR; r++) {
+            const int64_t m = m0 + r, xb = m * xq->nblk + b * 8;
+            const int8_t *xr = xq->q + m * xq->K + b * 256;
+            __m256i p[8];
+            for (int c = 0; c < 8; c++)
+                p[c] = _mm256_madd_epi16(_mm256_maddubs_epi16(qv[c], _mm256_loadu_si256((const __m256i *)(const void *)(xr + 32 * c))), sv[c]);
+            const __m256 D = _mm256_mul_ps(dv, _mm256_loadu_ps(xq->d + xb));
+            /* q - 32: subtract 32 * sum_j sc_j * bs_j per chunk (lane c = sub-blocks 2c, 2c+1) */
+            const __m256i cb = _mm256_madd_epi16(sc16, _mm256_loadu_si256((const __m256i *)(const void *)(xq->bs + m * (xq->K / 16) + b * 16)));
+            const __m256 P = _mm256_fnmadd_ps(k32, _mm256_cvtepi32_ps(cb), _mm256_cvtepi32_ps(reduce8(p)));
+            acc[r] = _mm256_fmadd_ps(D, P, acc[r]);
         }
     }
-    for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]) - corr[r];
+    for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]);
 }
 
 #define NR_SWITCH(call)                          \
@@ -462,6 +531,8 @@ AI void dot_dense(mlxn_dtype wt, const uint8_t *wrow, const float *x, int64_t K,
     for (int r = 0; r < NR; r++) { a0[r] = _mm256_setzero_ps(); a1[r] = _mm256_setzero_ps(); }
     int64_t k = 0;
     for (; k + 16 <= K; k += 16) {
+        _mm_prefetch((const char *)(wrow + k * es + 2 * PF_DIST), _MM_HINT_T0);
+        if (es == 4) _mm_prefetch((const char *)(wrow + k * es + 2 * PF_DIST + 32), _MM_HINT_T0);
         __m256 w0 = load8_f(wrow + k * es, wt), w1 = load8_f(wrow + (k + 8) * es, wt);
         for (int r = 0; r < NR; r++) {
             a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * K + k), a0[r]);

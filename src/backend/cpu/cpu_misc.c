@@ -62,6 +62,8 @@ static inline int ranks_above(float a, int64_t ia, float b, int64_t ib) {
  * length *cnt <= k. */
 static inline void topk_insert(float *vals, int32_t *idx, int *cnt, int k, float v, int32_t i) {
     int n = *cnt;
+    /* fast reject: below a numeric last entry (NaN v compares false, and ranks lowest) */
+    if (n == k && !(v >= vals[n - 1]) && !isnan(vals[n - 1])) return;
     if (n == k && !ranks_above(v, i, vals[n - 1], idx[n - 1])) return;
     int p = n < k ? n : k - 1; /* slot to fill; shift worse ones down */
     while (p > 0 && ranks_above(v, i, vals[p - 1], idx[p - 1])) {
@@ -145,10 +147,41 @@ static mlxn_status run_topk(mlxn_session *s, const float *x, int64_t M, int64_t 
     return MLXN_OK;
 }
 
+/* argmax of each row: a strict '>' scan keeps the lowest index among ties and
+ * skips NaN; rows with no value above -inf fall back to the full ranking. */
+typedef struct {
+    const float *x;
+    int64_t N;
+    int32_t *idx;
+} argmax_ctx;
+
+static void argmax_rows(void *vctx, int64_t begin, int64_t end, int thread) {
+    const argmax_ctx *c = vctx;
+    for (int64_t r = begin; r < end; r++) {
+        const float *x = c->x + r * c->N;
+        float bv = -INFINITY;
+        int64_t best = -1;
+        for (int64_t j = 0; j < c->N; j++)
+            if (x[j] > bv) { bv = x[j]; best = j; }
+        if (best < 0) { /* only -inf and NaN: first -inf, else index 0 */
+            best = 0;
+            for (int64_t j = 1; j < c->N; j++)
+                if (ranks_above(x[j], j, x[best], best)) best = j;
+        }
+        c->idx[r] = (int32_t)best;
+    }
+}
+
 MLXN_CPU_OP(argmax) {
     int64_t M, N;
     mlxn_buffer_rows_cols(op->in[0], &M, &N);
-    return run_topk(s, mlxn_buf_ptr(op->in[0]), M, N, 1, NULL, mlxn_buf_ptr(op->out[0]));
+    mlxn_cpu_device *dev = mlxn_cpu_sess_dev(s);
+    if (M >= dev->n_threads || N < 32768) {
+        argmax_ctx c = {.x = mlxn_buf_ptr(op->in[0]), .N = N, .idx = mlxn_buf_ptr(op->out[0])};
+        mlxn_cpu_parallel_for(dev, M, (65536 + N - 1) / N, argmax_rows, &c);
+        return MLXN_OK;
+    }
+    return run_topk(s, mlxn_buf_ptr(op->in[0]), M, N, 1, NULL, mlxn_buf_ptr(op->out[0])); /* long rows: split */
 }
 
 MLXN_CPU_OP(topk) {

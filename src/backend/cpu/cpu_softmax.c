@@ -1,11 +1,115 @@
 /* cpu_softmax.c — CPU kernel for softmax over the last axis of f32 x [M, N]
- * with a scale and an optional additive mask ([M, N] or [N]). Rows are
- * split across the thread pool; per row: max of scale*x + mask, exp and sum
- * (the sum accumulated in double), normalize. A row whose every logit is
- * -inf (fully masked) yields zeros. y may alias x. */
+ * with a scale and an optional additive mask ([M, N] or [N]). Three passes
+ * per row: max of z = scale*x + mask, y = exp(z - max) with the sum (f32
+ * lanes folded into a double every 1024 elements), y *= 1/sum. With enough
+ * rows the rows are split across the thread pool; a few long rows (vocab
+ * logits) are instead split by columns, each pass a parallel_for whose
+ * per-chunk maxima and sums are combined in chunk order (deterministic for a
+ * fixed thread count). AVX2+FMA variants (polynomial exp, ~1 ulp) are chosen
+ * at run time. A row whose every logit is -inf (fully masked) yields zeros.
+ * y may alias x. */
 #include "backend/cpu/cpu_backend.h"
 
 #include <math.h>
+#include <stdlib.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* ---------------------------------------------------------------- scalar passes */
+
+static float max_scalar(const float *x, const float *m, float scale, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t j = 0; j < n; j++) {
+        float z = scale * x[j] + (m ? m[j] : 0.0f);
+        mx = z > mx ? z : mx;
+    }
+    return mx;
+}
+
+static double exp_scalar(const float *x, const float *m, float scale, float mx, float *y, int64_t n) {
+    double sum = 0;
+    for (int64_t j = 0; j < n; j++) {
+        float e = expf(scale * x[j] + (m ? m[j] : 0.0f) - mx);
+        y[j] = e;
+        sum += e;
+    }
+    return sum;
+}
+
+static void mul_scalar(float *y, float s, int64_t n) {
+    for (int64_t j = 0; j < n; j++) y[j] *= s;
+}
+
+/* ---------------------------------------------------------------- AVX2 passes */
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x) {
+    /* exp(-inf) must be 0: clamp low inputs to -87.3 then flush them below */
+    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+__attribute__((target("avx2,fma"))) static float max_avx2(const float *x, const float *m, float scale, int64_t n) {
+    __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(-INFINITY);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        __m256 z = _mm256_mul_ps(vs, _mm256_loadu_ps(x + j));
+        if (m) z = _mm256_add_ps(z, _mm256_loadu_ps(m + j));
+        vm = _mm256_max_ps(vm, z);
+    }
+    float l[8];
+    _mm256_storeu_ps(l, vm);
+    float mx = -INFINITY;
+    for (int i = 0; i < 8; i++) mx = l[i] > mx ? l[i] : mx;
+    float t = max_scalar(x + j, m ? m + j : NULL, scale, n - j);
+    return t > mx ? t : mx;
+}
+
+__attribute__((target("avx2,fma"))) static double exp_avx2(const float *x, const float *m, float scale, float mx,
+                                                            float *y, int64_t n) {
+    __m256 vs = _mm256_set1_ps(scale), vmx = _mm256_set1_ps(mx);
+    double sum = 0;
+    int64_t j = 0;
+    while (j + 8 <= n) {
+        __m256 acc = _mm256_setzero_ps();
+        int64_t stop = j + 1024 < n ? j + 1024 : n;
+        for (; j + 8 <= stop; j += 8) {
+            __m256 z = _mm256_mul_ps(vs, _mm256_loadu_ps(x + j));
+            if (m) z = _mm256_add_ps(z, _mm256_loadu_ps(m + j));
+            __m256 e = exp8(_mm256_sub_ps(z, vmx));
+            _mm256_storeu_ps(y + j, e);
+            acc = _mm256_add_ps(acc, e);
+        }
+        float l[8];
+        _mm256_storeu_ps(l, acc);
+        sum += ((double)l[0] + l[1]) + ((double)l[2] + l[3]) + ((double)l[4] + l[5]) + ((double)l[6] + l[7]);
+    }
+    return sum + exp_scalar(x + j, m ? m + j : NULL, scale, mx, y + j, n - j);
+}
+
+__attribute__((target("avx2,fma"))) static void mul_avx2(float *y, float s, int64_t n) {
+    __m256 vs = _mm256_set1_ps(s);
+    int64_t j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(y + j, _mm256_mul_ps(vs, _mm256_loadu_ps(y + j)));
+    mul_scalar(y + j, s, n - j);
+}
+#endif
+
+/* ---------------------------------------------------------------- driver */
 
 typedef struct {
     const float *x, *mask;
@@ -13,51 +117,111 @@ typedef struct {
     int64_t N;
     int mask_full; /* mask is [M, N] (else [N]) */
     float scale;
+    int avx2;
+    /* column-split mode: the row being processed and per-chunk results */
+    int64_t row;
+    float row_max, row_inv;
+    float *cmax;   /* [threads] */
+    double *csum;  /* [threads] */
 } sm_ctx;
+
+static float pass_max(const sm_ctx *c, const float *x, const float *m, int64_t n) {
+#if defined(__x86_64__)
+    if (c->avx2) return max_avx2(x, m, c->scale, n);
+#endif
+    return max_scalar(x, m, c->scale, n);
+}
+static double pass_exp(const sm_ctx *c, const float *x, const float *m, float mx, float *y, int64_t n) {
+#if defined(__x86_64__)
+    if (c->avx2) return exp_avx2(x, m, c->scale, mx, y, n);
+#endif
+    return exp_scalar(x, m, c->scale, mx, y, n);
+}
+static void pass_mul(const sm_ctx *c, float *y, float s, int64_t n) {
+#if defined(__x86_64__)
+    if (c->avx2) { mul_avx2(y, s, n); return; }
+#endif
+    mul_scalar(y, s, n);
+}
+
+static const float *row_mask(const sm_ctx *c, int64_t r) {
+    return c->mask ? c->mask + (c->mask_full ? r * c->N : 0) : NULL;
+}
 
 static void sm_rows(void *vctx, int64_t begin, int64_t end, int thread) {
     const sm_ctx *c = vctx;
     int64_t N = c->N;
     for (int64_t r = begin; r < end; r++) {
-        const float *x = c->x + r * N;
-        const float *m = c->mask ? c->mask + (c->mask_full ? r * N : 0) : NULL;
+        const float *x = c->x + r * N, *m = row_mask(c, r);
         float *y = c->y + r * N;
-        float mx = -INFINITY;
-        if (m) {
-            for (int64_t j = 0; j < N; j++) {
-                float z = c->scale * x[j] + m[j];
-                mx = z > mx ? z : mx;
-            }
-        } else {
-            for (int64_t j = 0; j < N; j++) {
-                float z = c->scale * x[j];
-                mx = z > mx ? z : mx;
-            }
-        }
-        if (mx == -INFINITY) {
+        float mx = pass_max(c, x, m, N);
+        if (mx == -INFINITY) { /* fully masked row */
             for (int64_t j = 0; j < N; j++) y[j] = 0.0f;
             continue;
         }
-        double sum = 0;
-        for (int64_t j = 0; j < N; j++) {
-            float z = c->scale * x[j] + (m ? m[j] : 0.0f);
-            float e = expf(z - mx);
-            y[j] = e;
-            sum += e;
-        }
-        float inv = (float)(1.0 / sum);
-        for (int64_t j = 0; j < N; j++) y[j] *= inv;
+        double sum = pass_exp(c, x, m, mx, y, N);
+        pass_mul(c, y, (float)(1.0 / sum), N);
     }
 }
 
+/* Column-split passes over row c->row. */
+static void cs_max(void *vctx, int64_t b, int64_t e, int thread) {
+    sm_ctx *c = vctx;
+    const float *m = row_mask(c, c->row);
+    c->cmax[thread] = pass_max(c, c->x + c->row * c->N + b, m ? m + b : NULL, e - b);
+}
+static void cs_exp(void *vctx, int64_t b, int64_t e, int thread) {
+    sm_ctx *c = vctx;
+    const float *m = row_mask(c, c->row);
+    c->csum[thread] = pass_exp(c, c->x + c->row * c->N + b, m ? m + b : NULL, c->row_max, c->y + c->row * c->N + b, e - b);
+}
+static void cs_mul(void *vctx, int64_t b, int64_t e, int thread) {
+    sm_ctx *c = vctx;
+    pass_mul(c, c->y + c->row * c->N + b, c->row_inv, e - b);
+}
+
 MLXN_CPU_OP(softmax) {
+    mlxn_cpu_device *dev = mlxn_cpu_sess_dev(s);
     int64_t M, N;
     mlxn_buffer_rows_cols(op->in[0], &M, &N);
-    sm_ctx c = {.x = mlxn_buf_ptr(op->in[0]), .y = mlxn_buf_ptr(op->out[0]), .N = N, .scale = op->f[0]};
+    sm_ctx c = {.x = mlxn_buf_ptr(op->in[0]), .y = mlxn_buf_ptr(op->out[0]), .N = N, .scale = op->f[0],
+                .avx2 = dev->feat.avx2 && dev->feat.fma};
     if (op->in[1]) {
         c.mask = mlxn_buf_ptr(op->in[1]);
         c.mask_full = mlxn_numel(op->in[1]->ndim, op->in[1]->shape) != N || M == 1;
     }
-    mlxn_cpu_parallel_for(mlxn_cpu_sess_dev(s), M, (16384 + N - 1) / N, sm_rows, &c);
+    int nt = dev->n_threads;
+    if (M >= nt || N < 16384 || nt == 1) {
+        mlxn_cpu_parallel_for(dev, M, (16384 + N - 1) / N, sm_rows, &c);
+        return MLXN_OK;
+    }
+    c.cmax = malloc((size_t)nt * sizeof *c.cmax);
+    c.csum = malloc((size_t)nt * sizeof *c.csum);
+    if (!c.cmax || !c.csum) {
+        free(c.cmax);
+        free(c.csum);
+        return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "softmax: out of host memory");
+    }
+    const int64_t grain = 4096; /* chunk i runs on thread i; unused slots keep -inf / 0 */
+    for (int64_t r = 0; r < M; r++) {
+        c.row = r;
+        for (int i = 0; i < nt; i++) { c.cmax[i] = -INFINITY; c.csum[i] = 0; }
+        mlxn_cpu_parallel_for(dev, N, grain, cs_max, &c);
+        float mx = -INFINITY;
+        for (int i = 0; i < nt; i++) mx = c.cmax[i] > mx ? c.cmax[i] : mx;
+        if (mx == -INFINITY) {
+            float *y = c.y + r * N;
+            for (int64_t j = 0; j < N; j++) y[j] = 0.0f;
+            continue;
+        }
+        c.row_max = mx;
+        mlxn_cpu_parallel_for(dev, N, grain, cs_exp, &c);
+        double sum = 0;
+        for (int i = 0; i < nt; i++) sum += c.csum[i];
+        c.row_inv = (float)(1.0 / sum);
+        mlxn_cpu_parallel_for(dev, N, grain, cs_mul, &c);
+    }
+    free(c.cmax);
+    free(c.csum);
     return MLXN_OK;
 }

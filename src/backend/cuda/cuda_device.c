@@ -177,6 +177,7 @@ static void cuda_close(mlxn_device *d) {
     const mlxn_cuda_api *cu = cd->cu;
     ctx_set(cd);
     cu->cuCtxSynchronize();
+    mlxn_cuda_gemm_release(cd);
     mlxn_cuda_registry_destroy(cd);
     for (int k = 0; k < 64; k++) {
         while (cd->free_blocks[k]) {
@@ -200,6 +201,7 @@ static void cuda_close(mlxn_device *d) {
     cu->cuDevicePrimaryCtxRelease(cd->dev);
     pthread_mutex_destroy(&cd->staging_mu);
     pthread_mutex_destroy(&cd->cache_mu);
+    pthread_mutex_destroy(&cd->lt_mu);
     free(cd);
     d->impl = NULL;
 }
@@ -468,6 +470,7 @@ mlxn_status mlxn_cuda_device_open(int ordinal, const mlxn_device_opts *opts, mlx
     cd->ordinal = ordinal;
     pthread_mutex_init(&cd->staging_mu, NULL);
     pthread_mutex_init(&cd->cache_mu, NULL);
+    pthread_mutex_init(&cd->lt_mu, NULL);
     mlxn_status st = MLXN_OK;
     char name[128] = "?";
     if ((r = cu->cuDeviceGet(&cd->dev, ordinal)) != CUDA_SUCCESS) {
@@ -514,6 +517,7 @@ mlxn_status mlxn_cuda_device_open(int ordinal, const mlxn_device_opts *opts, mlx
 fail:
     pthread_mutex_destroy(&cd->staging_mu);
     pthread_mutex_destroy(&cd->cache_mu);
+    pthread_mutex_destroy(&cd->lt_mu);
     free(cd);
     return st;
 }

@@ -187,6 +187,11 @@ typedef struct mlxn_cuda_dev {
     struct mlxn_cuda_block *free_blocks[64]; /* bucket b: blocks of 2^b bytes */
     size_t cached_bytes;
     struct mlxn_cuda_block *live[1024]; /* live allocations (ptr -> size), chained by ptr hash */
+    /* cuBLASLt (optional, cuda_ops_gemm.c): handle and a small plan cache */
+    pthread_mutex_t lt_mu;
+    void *lt_handle;
+    int lt_state; /* 0 untried, 1 ready, -1 unavailable */
+    struct mlxn_cuda_lt_plan *lt_plans;
 } mlxn_cuda_dev;
 
 typedef struct mlxn_cuda_block {
@@ -235,6 +240,9 @@ mlxn_status mlxn_cuda_scratch(mlxn_session *s, size_t bytes, CUdeviceptr *out);
 static inline CUdeviceptr mlxn_cuda_addr(const mlxn_buffer *b) {
     return b ? (CUdeviceptr)mlxn_buf_addr(b) : (CUdeviceptr)0;
 }
+
+/* cuBLASLt plans and handle of a device (cuda_ops_gemm.c), released at close */
+void mlxn_cuda_gemm_release(mlxn_cuda_dev *d);
 
 /* op launchers (cuda_ops_*.c) */
 void mlxn_cuda_register_ops(mlxn_backend_ops *ops);

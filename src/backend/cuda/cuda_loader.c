@@ -99,10 +99,14 @@ mlxn_status mlxn_cuda_load_driver(const mlxn_cuda_api **out) {
     if (g_cu_state == 0) {
         g_cu_state = -1;
         g_cu.lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-        if (!g_cu.lib) g_cu.lib = dlopen("libcuda.so", RTLD_NOW | RTLD_LOCAL);
+        char first[256] = "not found";
         if (!g_cu.lib) {
             const char *e = dlerror();
-            snprintf(g_cu_err, sizeof g_cu_err, "cuda: no NVIDIA driver (dlopen libcuda.so.1: %s)", e ? e : "not found");
+            if (e) snprintf(first, sizeof first, "%s", e);
+            g_cu.lib = dlopen("libcuda.so", RTLD_NOW | RTLD_LOCAL);
+        }
+        if (!g_cu.lib) {
+            snprintf(g_cu_err, sizeof g_cu_err, "cuda: no NVIDIA driver (dlopen: %s)", first);
         } else if (load_cu_symbols() == 0) {
             int ver = 0;
             CUresult r = g_cu.cuInit(0);

@@ -265,6 +265,12 @@ extern "C" __global__ void kv_append_kernel(int sdt, int cdt, const void *src, c
             continue;
         }
         slot = ring ? p % C : p;
+        bool later = false; // rows are written in order: a later row with the same slot wins
+        for (int t2 = t + 1; t2 < T && !later; t2++) {
+            i64 p2 = pos[t2];
+            if (p2 >= 0 && (ring || p2 < C)) later = (ring ? p2 % C : p2) == slot;
+        }
+        if (later) continue;
         stf(cache, cdt, ((i64)h * C + slot) * D + d, ldf(src, sdt, g));
     }
 }
