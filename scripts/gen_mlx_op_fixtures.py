@@ -6,6 +6,9 @@ Each case runs one op in MLX itself (PyPI `mlx` + `mlx-cpu`, CPU stream):
   - mx.fast.rope, traditional=True (adjacent pairs) and False (half-split),
     partial rotary dims, offsets, scale (linear scaling), and mlx-lm's
     Llama3RoPE (Llama-3 frequency scaling, via mx.fast.rope(freqs=...))
+  - mx.fast.layer_norm (with weight and bias, and without), mlx.nn.gelu
+    (erf), mlx.nn.gelu_approx (tanh form), mlx.nn.silu, and mx.softmax of
+    scale * x + an additive mask (f32, precise=True)
   - mx.fast.scaled_dot_product_attention with GQA, causal mask (prefill and
     decode), no mask, and an explicit sliding-window mask; plus one softcapped
     attention composed from MLX ops (mx.fast SDPA has no softcap).
@@ -86,6 +89,41 @@ def rope_llama3_case(case, T, H, D, base, factor, low, high, omp, offset):
                  f"omp={omp} offset={offset}")
 
 
+def layer_norm_case(case, R, D, eps, affine):
+    x = rand(R, D, lo=-3.0, hi=3.0)
+    w = rand(D, lo=0.5, hi=1.5)
+    b = rand(D, lo=-0.5, hi=0.5)
+    y = np.array(mx.fast.layer_norm(mx.array(x), mx.array(w) if affine else None, mx.array(b) if affine else None, eps))
+    save(case, "x", x)
+    if affine:
+        save(case, "w", w)
+        save(case, "b", b)
+    save(case, "y", y)
+    lines.append(f"layer_norm {case} R={R} D={D} eps={eps!r} affine={int(affine)}")
+
+
+def act_case(case, fn, R, D):
+    import mlx.nn as nn
+    x = rand(R, D, lo=-6.0, hi=6.0)
+    f = {"gelu_erf": nn.gelu, "gelu_tanh": nn.gelu_approx, "silu": nn.silu}[fn]
+    y = np.array(f(mx.array(x)))
+    save(case, "x", x)
+    save(case, "y", y)
+    lines.append(f"act {case} fn={fn} R={R} D={D}")
+
+
+def softmax_case(case, R, N, scale):
+    x = rand(R, N, lo=-8.0, hi=8.0)
+    m = rand(R, N, lo=-3.0, hi=1.0)
+    m[rng.uniform(size=m.shape) < 0.25] = -np.inf
+    m[:, 0] = 0.0  # keep every row partly visible (MLX gives NaN for a fully masked row)
+    y = np.array(mx.softmax(mx.array(x) * scale + mx.array(m), axis=-1, precise=True))
+    save(case, "x", x)
+    save(case, "m", m)
+    save(case, "y", y)
+    lines.append(f"softmax {case} R={R} N={N} scale={scale!r}")
+
+
 def sdpa_case(case, T, Hq, Hkv, D, L, mode, window=0, softcap=0.0):
     q = rand(T, Hq, D, lo=-1.5, hi=1.5)
     k = rand(Hkv, L, D, lo=-1.5, hi=1.5)
@@ -134,6 +172,12 @@ def main():
     rms_case("rms_w", 4, 96, 1e-5, True)
     rms_case("rms_now", 3, 77, 1e-6, False)
     rms_case("rms_f16", 2, 64, 1e-5, True, dtype="f16")
+    layer_norm_case("ln_affine", 3, 200, 1e-5, True)
+    layer_norm_case("ln_plain", 2, 64, 1e-6, False)
+    act_case("gelu_erf", "gelu_erf", 3, 100)
+    act_case("gelu_tanh", "gelu_tanh", 3, 100)
+    act_case("silu", "silu", 3, 100)
+    softmax_case("softmax_mask", 4, 257, 0.5)
     rope_case("rope_adj", 5, 3, 64, 64, True, 10000.0, 1.0, 0)
     rope_case("rope_half", 5, 3, 64, 64, False, 10000.0, 1.0, 0)
     rope_case("rope_adj_partial_off", 4, 2, 96, 32, True, 10000.0, 1.0, 37)

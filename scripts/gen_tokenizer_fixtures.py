@@ -325,6 +325,10 @@ CONVERSATIONS = [
      {"role": "user", "content": "  Why?  \n"}],
     [{"role": "system", "content": " Be kind.\n"}, {"role": "user", "content": "héllo 😀\nline two"},
      {"role": "assistant", "content": " ok "}, {"role": "user", "content": "<code>x</code>"}],
+    # reasoning in an earlier assistant turn (Qwen3 strips it), and a conversation ending with the assistant
+    [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "<think>\nhmm, 2+2\n</think>\n\nIt is 4."},
+     {"role": "user", "content": "Q2"}],
+    [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "\n<think>a</think>b</think>\n\nc"}],
 ]
 
 

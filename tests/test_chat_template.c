@@ -1,7 +1,7 @@
 /* test_chat_template.c — the native chat renderers against prompts rendered
  * by jinja2 from the real templates (scripts/gen_tokenizer_fixtures.py,
  * tests/data/tokenizer/chat/: SmolLM2's template as shipped in its GGUF,
- * Qwen2's and a plain ChatML, Llama 3, Llama 3.2, Gemma 1/2, Gemma 3, Llama 2), four conversations
+ * Qwen2's, Qwen3's and a plain ChatML, Llama 3, Llama 3.2, Gemma 1/2, Gemma 3, Llama 2), six conversations
  * each with and without the generation prompt; plus detection, the format
  * override, name parsing and the refusals the templates make. */
 #include "testutil.h"
@@ -166,9 +166,26 @@ static void test_detect_parse_refuse(void) {
     free(tmpl);
 }
 
+/* Qwen3's assistant-turn rules beyond the fixture conversations (expected strings from jinja2 3.1.6). */
+static void test_qwen3_cases(void) {
+    char *tmpl = read_template("chatml_qwen3"), *got = NULL;
+    CHECK(tmpl != NULL);
+    if (!tmpl) return;
+    mlxn_chat_msg a[2] = {{"user", "Q"}, {"assistant", "\nA"}};
+    CHECK_OK(mlxn_chat_apply(MLXN_CHAT_AUTO, tmpl, a, 2, 0, &got));
+    CHECK(got && strcmp(got, "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nA<|im_end|>\n") == 0);
+    free(got);
+    mlxn_chat_msg b[2] = {{"user", "<tool_response>x</tool_response>"}, {"assistant", "A"}};
+    CHECK_OK(mlxn_chat_apply(MLXN_CHAT_AUTO, tmpl, b, 2, 0, &got));
+    CHECK(got && strcmp(got, "<|im_start|>user\n<tool_response>x</tool_response><|im_end|>\n<|im_start|>assistant\nA<|im_end|>\n") == 0);
+    free(got);
+    free(tmpl);
+}
+
 int main(void) {
     T_RUN(test_against_jinja);
     T_RUN(test_smollm2_default_system);
     T_RUN(test_detect_parse_refuse);
+    T_RUN(test_qwen3_cases);
     return t_finish();
 }

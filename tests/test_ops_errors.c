@@ -337,6 +337,85 @@ static void test_weight_op_errors(void) {
     check_session_usable();
 }
 
+
+/* The same four mistakes applied to every op: the main input in a dtype the
+ * op does not take, an output one row too small, a zero dim in the main
+ * input, and a NULL output. Each must fail with the expected code and a
+ * message that starts with the op's name. */
+enum { M_DTYPE, M_SMALL, M_ZERO, M_NULL, M_COUNT };
+static const char *mistake_name[M_COUNT] = {"wrong dtype", "output too small", "zero dim", "NULL output"};
+
+static mlxn_status call_op(int op, int mistake, const char **name) {
+    int d = mistake == M_DTYPE, small = mistake == M_SMALL, zero = mistake == M_ZERO, null = mistake == M_NULL;
+    mlxn_dtype ft = d ? MLXN_I32 : MLXN_F32;
+    int64_t R = zero ? 0 : 4;
+    mlxn_buffer *x = bufd(D, ft, 2, R, 16, 0, 0), *x2 = bufd(D, MLXN_F32, 2, 4, 16, 0, 0);
+    mlxn_buffer *y = null ? NULL : bufd(D, MLXN_F32, 2, small ? 3 : 4, 16, 0, 0);
+    mlxn_buffer *pos = B1(MLXN_I32, 4), *w = B1(MLXN_F32, 16);
+    mlxn_rope_params rp = {.mode = MLXN_ROPE_ADJACENT, .theta = 10000.0f};
+    mlxn_attention_params ap = {.scale = 0.25f, .causal = 1, .kv_len = 4};
+    switch (op) {
+    case 0: *name = "add"; return mlxn_add(S, x, x2, y);
+    case 1: *name = "mul"; return mlxn_mul(S, x, x2, y);
+    case 2: *name = "scale"; return mlxn_scale(S, x, 2.0f, y);
+    case 3: *name = "silu"; return mlxn_silu(S, x, y);
+    case 4: *name = "gelu"; return mlxn_gelu(S, x, MLXN_GELU_TANH, y);
+    case 5: *name = "silu_mul"; return mlxn_silu_mul(S, x, x2, y);
+    case 6: *name = "gelu_mul"; return mlxn_gelu_mul(S, x, x2, MLXN_GELU_ERF, y);
+    case 7: *name = "softcap"; return mlxn_softcap(S, x, 3.0f, y);
+    case 8: *name = "cast"; return mlxn_cast(S, x, y);
+    case 9: *name = "rms_norm"; return mlxn_rms_norm(S, x, w, 1e-5f, y);
+    case 10: *name = "rms_norm_residual"; return mlxn_rms_norm_residual(S, x, x2, w, 1e-5f, B2(MLXN_F32, 4, 16), y);
+    case 11: *name = "layer_norm"; return mlxn_layer_norm(S, x, w, w, 1e-5f, y);
+    case 12: *name = "l2_norm"; return mlxn_l2_norm(S, x, 1e-6f, y);
+    case 13: *name = "softmax"; return mlxn_softmax(S, x, NULL, 1.0f, y);
+    case 14: *name = "argmax"; return mlxn_argmax(S, x, null ? NULL : bufd(D, MLXN_I32, 1, small ? 3 : 4, 0, 0, 0));
+    case 15: *name = "topk"; return mlxn_topk(S, x, 2, NULL, null ? NULL : bufd(D, MLXN_I32, 2, small ? 3 : 4, 2, 0, 0));
+    case 16: {
+        *name = "rope";
+        mlxn_buffer *x3 = bufd(D, ft, 3, R, 2, 8, 0);
+        return mlxn_rope(S, x3, pos, &rp, null ? NULL : bufd(D, MLXN_F32, 3, small ? 3 : 4, 2, 8, 0));
+    }
+    case 17: {
+        *name = "attention";
+        mlxn_buffer *q = bufd(D, ft, 3, R, 2, 8, 0), *k = bufd(D, MLXN_F32, 3, 1, 8, 8, 0);
+        return mlxn_attention(S, q, k, k, NULL, &ap, null ? NULL : bufd(D, MLXN_F32, 3, small ? 3 : 4, 2, 8, 0));
+    }
+    case 18: {
+        *name = "kv_append";
+        mlxn_buffer *src = bufd(D, d ? MLXN_I32 : MLXN_F32, 3, R, 1, 8, 0);
+        return mlxn_kv_append(S, src, pos, 0, null ? NULL : bufd(D, MLXN_F32, 3, small ? 2 : 1, 8, 8, 0));
+    }
+    case 19: {
+        *name = "im2col_2d_3ch";
+        mlxn_buffer *img = bufd(D, ft, 3, 3, zero ? 0 : 8, 8, 0);
+        return mlxn_im2col_2d_3ch(S, img, 4, null ? NULL : bufd(D, MLXN_F32, 2, small ? 3 : 4, 48, 0, 0));
+    }
+    }
+    *name = "?";
+    return MLXN_OK;
+}
+
+static void test_every_op_mistakes(void) {
+    for (int op = 0; op < 20; op++) {
+        for (int m = 0; m < M_COUNT; m++) {
+            const char *name = "";
+            mlxn_status st = call_op(op, m, &name);
+            mlxn_status want = m == M_DTYPE ? MLXN_ERR_DTYPE : m == M_NULL ? MLXN_ERR_INVALID_ARG : MLXN_ERR_SHAPE;
+            if (op == 18 && m == M_SMALL) want = MLXN_ERR_SHAPE; /* cache [2, 8, 8] does not fit src's one KV head */
+            if (op == 19 && m == M_ZERO) want = MLXN_ERR_INVALID_ARG; /* "... must all be > 0" */
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "%s: ", name);
+            CHECK_MSG(st == want, "%s with %s -> %s, expected %s (%s)", name, mistake_name[m], mlxn_status_name(st),
+                      mlxn_status_name(want), mlxn_last_error());
+            CHECK_MSG(strncmp(mlxn_last_error(), prefix, strlen(prefix)) == 0, "%s with %s: message '%s' does not start with '%s'",
+                      name, mistake_name[m], mlxn_last_error(), prefix);
+        }
+        release_kept();
+    }
+    check_session_usable();
+}
+
 int main(void) {
     if (mlxn_device_open("cpu", NULL, &D) != MLXN_OK || mlxn_device_open("ref", NULL, &OTHER) != MLXN_OK ||
         mlxn_session_begin(D, &S) != MLXN_OK) {
@@ -351,6 +430,7 @@ int main(void) {
     T_RUN(test_kv_append_errors);
     T_RUN(test_im2col_errors);
     T_RUN(test_weight_op_errors);
+    T_RUN(test_every_op_mistakes);
     release_kept();
     mlxn_session_destroy(S);
     mlxn_device_close(D);

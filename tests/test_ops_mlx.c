@@ -24,6 +24,7 @@
 #define TOL_RMS_F16 1e-6
 #define TOL_ROPE 1e-9
 #define TOL_SDPA 1e-10
+#define TOL_ELEM 1e-11 /* layer_norm, gelu, silu: a few f32 ulp */
 
 static char g_line[512];
 
@@ -145,6 +146,45 @@ static void run_line(mlxn_device *d, const char *dev) {
             mlxn_buffer_release(bx); mlxn_buffer_release(by); mlxn_buffer_release(bp);
         }
         free(x); free(y); free(pos);
+    } else if (strcmp(op, "layer_norm") == 0) {
+        int64_t R = (int64_t)kv("R"), D = (int64_t)kv("D");
+        int aff = (int)kv("affine");
+        float *x = load(cs, "x", (size_t)(R * D) * 4), *y = load(cs, "y", (size_t)(R * D) * 4);
+        float *w = aff ? load(cs, "w", (size_t)D * 4) : NULL, *b = aff ? load(cs, "b", (size_t)D * 4) : NULL;
+        if (x && y) {
+            mlxn_buffer *bx = mk(d, MLXN_F32, 2, R, D, 0, x), *by = mk(d, MLXN_F32, 2, R, D, 0, NULL);
+            mlxn_buffer *bw = w ? mk(d, MLXN_F32, 1, D, 0, 0, w) : NULL, *bb = b ? mk(d, MLXN_F32, 1, D, 0, 0, b) : NULL;
+            CHECK_OK(mlxn_layer_norm(s, bx, bw, bb, (float)kv("eps"), by));
+            CHECK_OK(mlxn_session_finish(s));
+            compare(what, by, MLXN_F32, y, (size_t)(R * D), TOL_ELEM);
+            mlxn_buffer_release(bx); mlxn_buffer_release(by); mlxn_buffer_release(bw); mlxn_buffer_release(bb);
+        }
+        free(x); free(y); free(w); free(b);
+    } else if (strcmp(op, "act") == 0) {
+        int64_t R = (int64_t)kv("R"), D = (int64_t)kv("D");
+        float *x = load(cs, "x", (size_t)(R * D) * 4), *y = load(cs, "y", (size_t)(R * D) * 4);
+        if (x && y) {
+            mlxn_buffer *bx = mk(d, MLXN_F32, 2, R, D, 0, x), *by = mk(d, MLXN_F32, 2, R, D, 0, NULL);
+            if (kv_is("fn", "silu")) CHECK_OK(mlxn_silu(s, bx, by));
+            else CHECK_OK(mlxn_gelu(s, bx, kv_is("fn", "gelu_tanh") ? MLXN_GELU_TANH : MLXN_GELU_ERF, by));
+            CHECK_OK(mlxn_session_finish(s));
+            compare(what, by, MLXN_F32, y, (size_t)(R * D), TOL_ELEM);
+            mlxn_buffer_release(bx); mlxn_buffer_release(by);
+        }
+        free(x); free(y);
+    } else if (strcmp(op, "softmax") == 0) {
+        int64_t R = (int64_t)kv("R"), N = (int64_t)kv("N");
+        size_t n = (size_t)(R * N);
+        float *x = load(cs, "x", n * 4), *m = load(cs, "m", n * 4), *y = load(cs, "y", n * 4);
+        if (x && m && y) {
+            mlxn_buffer *bx = mk(d, MLXN_F32, 2, R, N, 0, x), *bm = mk(d, MLXN_F32, 2, R, N, 0, m);
+            mlxn_buffer *by = mk(d, MLXN_F32, 2, R, N, 0, NULL);
+            CHECK_OK(mlxn_softmax(s, bx, bm, (float)kv("scale"), by));
+            CHECK_OK(mlxn_session_finish(s));
+            compare(what, by, MLXN_F32, y, n, TOL_SDPA);
+            mlxn_buffer_release(bx); mlxn_buffer_release(bm); mlxn_buffer_release(by);
+        }
+        free(x); free(m); free(y);
     } else if (strcmp(op, "sdpa") == 0) {
         int64_t T = (int64_t)kv("T"), Hq = (int64_t)kv("Hq"), Hkv = (int64_t)kv("Hkv"), D = (int64_t)kv("D");
         int64_t L = (int64_t)kv("L");
@@ -194,7 +234,7 @@ static void test_mlx_goldens(void) {
         }
         mlxn_device_close(d);
     }
-    CHECK_MSG(cases >= 2 * 17, "only %d golden cases ran", cases);
+    CHECK_MSG(cases >= 2 * 23, "only %d golden cases ran", cases);
     free(man);
 }
 

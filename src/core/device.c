@@ -6,8 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The CUDA backend may be left out of a build; then "cuda" is unsupported. */
-mlxn_status mlxn_cuda_device_open(int ordinal, const mlxn_device_opts *opts, mlxn_device *d) __attribute__((weak));
 
 static mlxn_status open_kind(const char *name, const mlxn_device_opts *opts, mlxn_device *d) {
     if (strcmp(name, "cpu") == 0) return mlxn_cpu_device_open(opts, d);
@@ -21,8 +19,6 @@ static mlxn_status open_kind(const char *name, const mlxn_device_opts *opts, mlx
                 return mlxn_set_error(MLXN_ERR_INVALID_ARG, "device_open: bad device name '%s' (expected cuda:N)", name);
             ordinal = (int)v;
         }
-        if (!mlxn_cuda_device_open)
-            return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "device_open: this build of mlxn has no CUDA backend");
         return mlxn_cuda_device_open(ordinal, opts, d);
     }
     return mlxn_set_error(MLXN_ERR_INVALID_ARG, "device_open: unknown device '%s' (expected cpu, cuda, cuda:N, auto or ref)",

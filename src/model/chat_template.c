@@ -5,7 +5,10 @@
  *           untrimmed); a default system message when the template carries a
  *           literal one (SmolLM2: "You are a helpful AI assistant named SmolLM,
  *           trained by Hugging Face"; Qwen2: "You are a helpful assistant.")
- *           and the conversation has none.
+ *           and the conversation has none. Qwen3 templates (they handle
+ *           "reasoning_content") also drop the <think>...</think> part of
+ *           assistant turns before the last user message and re-wrap the
+ *           reasoning of later ones, exactly as their Jinja does.
  *   Llama 3 "<|begin_of_text|>" then "<|start_header_id|>{role}<|end_header_id|>\n\n
  *           {content|trim}<|eot_id|>" per message. Llama 3.1/3.2 templates
  *           (recognised by "Cutting Knowledge Date:") always open with a system
@@ -187,6 +190,14 @@ static void llama31_date(const char *tmpl, char *out, size_t cap) {
     }
 }
 
+/* Last occurrence of pat in s[0..n), or NULL. */
+static const char *find_last(const char *s, size_t n, const char *pat) {
+    size_t m = strlen(pat);
+    for (size_t i = n >= m ? n - m + 1 : 0; i-- > 0;)
+        if (memcmp(s + i, pat, m) == 0) return s + i;
+    return NULL;
+}
+
 static int is_role(const mlxn_chat_msg *m, const char *r) { return m->role && strcmp(m->role, r) == 0; }
 
 /* user/assistant alternation starting with user, as the Gemma and Llama 2 templates require. */
@@ -222,11 +233,53 @@ mlxn_status mlxn_chat_apply(mlxn_chat_format f, const char *template_text, const
                 free(sys);
             }
         }
+        int qwen3 = template_text && strstr(template_text, "reasoning_content") && strstr(template_text, "</think>");
+        size_t last_query = n ? n - 1 : 0; /* the last user turn that is not a tool response */
+        for (size_t i = n; qwen3 && i-- > 0;) {
+            const char *c = msgs[i].content;
+            size_t cl = strlen(c);
+            int tool_resp = strncmp(c, "<tool_response>", 15) == 0 && cl >= 16 &&
+                            strcmp(c + cl - 16, "</tool_response>") == 0;
+            if (is_role(&msgs[i], "user") && !tool_resp) {
+                last_query = i;
+                break;
+            }
+        }
         for (size_t i = 0; i < n; i++) {
-            puts_(&b, "<|im_start|>");
-            puts_(&b, msgs[i].role);
-            puts_(&b, "\n");
-            puts_(&b, msgs[i].content);
+            const char *c = msgs[i].content;
+            if (!qwen3 || !is_role(&msgs[i], "assistant")) {
+                puts_(&b, "<|im_start|>");
+                puts_(&b, msgs[i].role);
+                puts_(&b, "\n");
+                puts_(&b, c);
+                puts_(&b, "<|im_end|>\n");
+                continue;
+            }
+            /* content = c.split('</think>')[-1].lstrip('\n');
+             * reasoning = c.split('</think>')[0].rstrip('\n').split('<think>')[-1].lstrip('\n') */
+            size_t cl = strlen(c), rl = 0;
+            const char *content = c, *reason = "";
+            const char *close_first = strstr(c, "</think>");
+            if (close_first) {
+                content = find_last(c, cl, "</think>") + 8;
+                while (*content == '\n') content++;
+                size_t bl = (size_t)(close_first - c);
+                while (bl > 0 && c[bl - 1] == '\n') bl--;
+                const char *open = find_last(c, bl, "<think>");
+                reason = open ? open + 7 : c;
+                rl = bl - (size_t)(reason - c);
+                while (rl > 0 && *reason == '\n') reason++, rl--;
+            }
+            puts_(&b, "<|im_start|>assistant\n");
+            if (i > last_query && (i == n - 1 || rl > 0)) {
+                while (rl > 0 && *reason == '\n') reason++, rl--; /* .strip('\n') */
+                while (rl > 0 && reason[rl - 1] == '\n') rl--;
+                while (*content == '\n') content++;
+                puts_(&b, "<think>\n");
+                put(&b, reason, rl);
+                puts_(&b, "\n</think>\n\n");
+            }
+            puts_(&b, content);
             puts_(&b, "<|im_end|>\n");
         }
         if (add_generation_prompt) puts_(&b, "<|im_start|>assistant\n");

@@ -51,6 +51,19 @@ extern "C" __global__ void attn_prep(const int *pos, int T, i64 kv_len, i64 C, i
     }
 }
 
+// one step of the transpose-reduction: lanes with bit O set keep the upper O
+// values, the others the lower O; each adds its partner's copy of what it keeps
+template <int O>
+__device__ __forceinline__ void tr_step(float (&v)[32], int lane) {
+    const bool up = (lane & O) != 0;
+#pragma unroll
+    for (int i = 0; i < O; i++) {
+        float send = up ? v[i] : v[i + O];
+        float keep = up ? v[i + O] : v[i];
+        v[i] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+    }
+}
+
 template <int DT, int EPL>
 __device__ __forceinline__ void load_vec(const void *base, i64 off, bool full, int d0, int D, float *o) {
     if (full) {
@@ -140,20 +153,56 @@ __device__ void attn_body(const AttnArgs &a) {
     const i64 head_off = (i64)kvh * a.C;
     for (i64 tb = c0; tb <= c1; tb += TILE) {
         int n = (int)((c1 - tb + 1) < TILE ? (c1 - tb + 1) : TILE);
-        // scores
-        for (int j = warp; j < n; j += NWARP) {
-            i64 kpos = tb + j;
-            i64 slot = a.ring ? kpos % a.C : kpos;
-            float kv[EPL];
-            load_vec<DT, EPL>(a.k, (head_off + slot) * a.D + d0, a.full, d0, a.D, kv);
+        // scores: each warp loads UN keys at once (loads in flight), then reduces
+        // UN*G dot products; for G > 1 a transpose-reduction leaves one (key, head)
+        // sum per lane (31 shuffles for 32 sums instead of 5 each)
+        {
+            const int UN = G == 1 ? 8 : 32 / G;
+            for (int j0 = warp * UN; j0 < n; j0 += NWARP * UN) {
+                float kv[UN][EPL];
 #pragma unroll
-            for (int g = 0; g < G; g++) {
-                float s = 0.0f;
+                for (int u = 0; u < UN; u++) {
+                    int j = j0 + u;
+                    if (j < n) {
+                        i64 kpos = tb + j;
+                        i64 slot = a.ring ? kpos % a.C : kpos;
+                        load_vec<DT, EPL>(a.k, (head_off + slot) * a.D + d0, a.full, d0, a.D, kv[u]);
+                    } else {
 #pragma unroll
-                for (int e = 0; e < EPL; e++) s += qv[g][e] * kv[e];
-                s = warp_sum(s);
-                if (a.softcap > 0.0f) s = a.softcap * tanhf(s / a.softcap);
-                if (lane == 0) s_sc[g][j] = s;
+                        for (int e = 0; e < EPL; e++) kv[u][e] = 0.0f;
+                    }
+                }
+                if (G == 1) {
+#pragma unroll
+                    for (int u = 0; u < UN; u++) {
+                        float sdot = 0.0f;
+#pragma unroll
+                        for (int e = 0; e < EPL; e++) sdot += qv[0][e] * kv[u][e];
+                        sdot = warp_sum(sdot);
+                        if (a.softcap > 0.0f) sdot = a.softcap * tanhf(sdot / a.softcap);
+                        if (lane == 0 && j0 + u < n) s_sc[0][j0 + u] = sdot;
+                    }
+                } else {
+                    float v[32];
+#pragma unroll
+                    for (int u = 0; u < UN; u++)
+#pragma unroll
+                        for (int g = 0; g < G; g++) {
+                            float sdot = 0.0f;
+#pragma unroll
+                            for (int e = 0; e < EPL; e++) sdot += qv[g][e] * kv[u][e];
+                            v[u * G + g] = sdot;
+                        }
+                    tr_step<16>(v, lane);
+                    tr_step<8>(v, lane);
+                    tr_step<4>(v, lane);
+                    tr_step<2>(v, lane);
+                    tr_step<1>(v, lane);
+                    float sdot = v[0]; // (key lane / G, head lane % G)
+                    if (a.softcap > 0.0f) sdot = a.softcap * tanhf(sdot / a.softcap);
+                    const int u = lane / G, g = lane % G;
+                    if (j0 + u < n) s_sc[g][j0 + u] = sdot;
+                }
             }
         }
         __syncthreads();
@@ -185,21 +234,34 @@ __device__ void attn_body(const AttnArgs &a) {
             for (int g = 0; g < G; g++) s_sc[g][j] = expf(s_sc[g][j] - m_new[g]);
         }
         __syncthreads();
-        // V accumulation: warp w takes keys w, w+NWARP, ...
+        // V accumulation: warp w takes UV consecutive keys per step, loads first
         float lsum[G];
 #pragma unroll
         for (int g = 0; g < G; g++) lsum[g] = 0.0f;
-        for (int j = warp; j < n; j += NWARP) {
-            i64 kpos = tb + j;
-            i64 slot = a.ring ? kpos % a.C : kpos;
-            float vv[EPL];
-            load_vec<DT, EPL>(a.v, (head_off + slot) * a.D + d0, a.full, d0, a.D, vv);
+        {
+            const int UV = EPL >= 8 ? 4 : 8;
+            for (int j0 = warp * UV; j0 < n; j0 += NWARP * UV) {
+                float vv[UV][EPL];
 #pragma unroll
-            for (int g = 0; g < G; g++) {
-                float p = s_sc[g][j];
-                lsum[g] += p;
+                for (int u = 0; u < UV; u++) {
+                    int j = j0 + u;
+                    if (j < n) {
+                        i64 kpos = tb + j;
+                        i64 slot = a.ring ? kpos % a.C : kpos;
+                        load_vec<DT, EPL>(a.v, (head_off + slot) * a.D + d0, a.full, d0, a.D, vv[u]);
+                    }
+                }
 #pragma unroll
-                for (int e = 0; e < EPL; e++) acc[g][e] += p * vv[e];
+                for (int u = 0; u < UV; u++) {
+                    if (j0 + u >= n) break;
+#pragma unroll
+                    for (int g = 0; g < G; g++) {
+                        float p = s_sc[g][j0 + u];
+                        lsum[g] += p;
+#pragma unroll
+                        for (int e = 0; e < EPL; e++) acc[g][e] += p * vv[u][e];
+                    }
+                }
             }
         }
 #pragma unroll
@@ -259,7 +321,7 @@ __device__ void attn_body(const AttnArgs &a) {
 }
 
 #define ATTN_INST(NAME, DT, DMAX, G) \
-    extern "C" __global__ void __launch_bounds__(128, 4) NAME(AttnArgs a) { attn_body<DT, DMAX, G>(a); }
+    extern "C" __global__ void __launch_bounds__(128, (DMAX) == 256 ? 2 : ((G) == 2 || (G) == 8) ? 3 : 4) NAME(AttnArgs a) { attn_body<DT, DMAX, G>(a); }
 
 #define ATTN_INST_G(PFX, DT, DMAX)          \
     ATTN_INST(PFX##_g1, DT, DMAX, 1)        \
