@@ -9,7 +9,10 @@
  * read + written, and a read-only sum) and prints, per row: µs per call,
  * GB/s of weight bytes, the ratio to the ggml anchor and the fraction of the
  * measured read bandwidth (1 and 2 threads). Output is a Markdown table.
- * Usage: bench_cpu_ops [--threads N] [--quick] [--only NAME] */
+ * --rotate R cycles through R independent copies of W (R * 33 MB for the
+ * 4-bit formats), so the weights come from DRAM rather than the 32 MB L3: the
+ * DRAM-bound figure; the default (R = 1) reuses one W like ggml's harness.
+ * Usage: bench_cpu_ops [--threads N] [--quick] [--only NAME] [--rotate R] */
 #include "mlxn.h"
 #include "backend/cpu/cpu_backend.h"
 
@@ -139,17 +142,21 @@ typedef struct fmt {
     mlxn_dtype dt;      /* dense dtype / MLX scale dtype */
     mlxn_gguf_type gt;
     double anchor_m1, anchor_m8; /* ggml CPU µs (ANCHORS.md), 0 = none */
+    int bits;                    /* MLX affine */
 } fmt;
 
 static const fmt g_fmts[] = {
-    {"f16", MLXN_WEIGHT_DENSE, MLXN_F16, 0, 2559, 0},
-    {"bf16", MLXN_WEIGHT_DENSE, MLXN_BF16, 0, 2374, 8410},
-    {"Q4_0", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q4_0, 1383, 9859},
-    {"Q4_1", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q4_1, 1836, 0},
-    {"Q8_0", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q8_0, 1442, 9308},
-    {"Q4_K", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q4_K, 906, 6835},
-    {"Q6_K", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q6_K, 1202, 0},
-    {"MLX 4-bit g64", MLXN_WEIGHT_MLX_AFFINE, MLXN_F16, 0, 1383, 9859}, /* anchor: ggml Q4_0 */
+    {"f16", MLXN_WEIGHT_DENSE, MLXN_F16, 0, 2559, 0, 0},
+    {"bf16", MLXN_WEIGHT_DENSE, MLXN_BF16, 0, 2374, 8410, 0},
+    {"Q4_0", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q4_0, 1383, 9859, 0},
+    {"Q4_1", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q4_1, 1836, 0, 0},
+    {"Q8_0", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q8_0, 1442, 9308, 0},
+    {"Q4_K", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q4_K, 906, 6835, 0},
+    {"Q6_K", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q6_K, 1202, 0, 0},
+    {"MLX 4-bit g64", MLXN_WEIGHT_MLX_AFFINE, MLXN_F16, 0, 1383, 9859, 4}, /* anchor: ggml Q4_0 */
+    /* not in ANCHORS.md: a K-quant with a fast path, and an MLX width without one */
+    {"Q5_K", MLXN_WEIGHT_GGUF, 0, MLXN_GGUF_Q5_K, 0, 0, 0},
+    {"MLX 6-bit g64", MLXN_WEIGHT_MLX_AFFINE, MLXN_F16, 0, 0, 0, 6},
 };
 
 /* f16 scale fields of each GGUF block type (byte offsets). */
@@ -157,7 +164,7 @@ static void gguf_scale_offsets(mlxn_gguf_type t, int offs[2]) {
     offs[0] = offs[1] = -1;
     switch (t) {
     case MLXN_GGUF_Q4_0: case MLXN_GGUF_Q8_0: offs[0] = 0; break;
-    case MLXN_GGUF_Q4_1: case MLXN_GGUF_Q4_K: offs[0] = 0; offs[1] = 2; break;
+    case MLXN_GGUF_Q4_1: case MLXN_GGUF_Q4_K: case MLXN_GGUF_Q5_K: offs[0] = 0; offs[1] = 2; break;
     case MLXN_GGUF_Q6_K: offs[0] = 208; break;
     default: break;
     }
@@ -190,7 +197,7 @@ static mlxn_status make_weight(mlxn_device *d, const fmt *f, int64_t N, int64_t 
                     memcpy(p + b * bb + offs[j], &h, 2);
                 }
     } else {
-        int64_t n = N * K / 2, ng = N * K / 64;
+        int64_t n = N * K * f->bits / 8, ng = N * K / 64;
         if ((st = mlxn_buffer_alloc(d, MLXN_U8, 1, &n, &data))) return st;
         fill_bytes(mlxn_buffer_host_ptr(data), (size_t)n);
         if ((st = mlxn_buffer_alloc(d, f->dt, 1, &ng, &sc)) || (st = mlxn_buffer_alloc(d, f->dt, 1, &ng, &bi))) {
@@ -201,7 +208,7 @@ static mlxn_status make_weight(mlxn_device *d, const fmt *f, int64_t N, int64_t 
         for (int64_t i = 0; i < ng; i++) { ps[i] = mlxn_f32_to_f16(frand(-0.02f, 0.02f)); pb[i] = mlxn_f32_to_f16(frand(-0.1f, 0.1f)); }
     }
     mlxn_weight_desc wd = {.format = f->wf, .rows = N, .cols = K, .data = data, .scales = sc, .biases = bi,
-                           .bits = 4, .group_size = 64, .gguf_type = f->gt, .name = f->name};
+                           .bits = f->bits, .group_size = 64, .gguf_type = f->gt, .name = f->name};
     st = mlxn_weight_create(&wd, out);
     mlxn_buffer_release(data);
     mlxn_buffer_release(sc);
@@ -212,8 +219,8 @@ static mlxn_status make_weight(mlxn_device *d, const fmt *f, int64_t N, int64_t 
 /* Median wall µs per matmul call over `runs` after `warm` warm-up calls;
  * *cpu_us: median process CPU µs per call (all threads; on a shared machine
  * this is what the work costs when a core is not taken away from us). */
-static double time_matmul(mlxn_device *d, mlxn_weight *w, int64_t M, int64_t K, int64_t N, int warm, int runs,
-                          double *cpu_us) {
+static double time_matmul(mlxn_device *d, mlxn_weight **ws, int nw, int64_t M, int64_t K, int64_t N, int warm,
+                          int runs, double *cpu_us) {
     int64_t xs[2] = {M, K}, ys[2] = {M, N};
     mlxn_buffer *x = NULL, *y = NULL;
     mlxn_session *s = NULL;
@@ -228,7 +235,7 @@ static double time_matmul(mlxn_device *d, mlxn_weight *w, int64_t M, int64_t K, 
     double med = -1;
     for (int i = 0; i < warm + runs; i++) {
         double c0 = cpu_s(), t0 = now_s();
-        mlxn_status st = mlxn_matmul(s, x, w, y);
+        mlxn_status st = mlxn_matmul(s, x, ws[i % nw], y);
         if (st == MLXN_OK) st = mlxn_session_finish(s);
         double dt = now_s() - t0, dc = cpu_s() - c0;
         if (st != MLXN_OK) { fprintf(stderr, "matmul failed: %s\n", mlxn_last_error()); goto done; }
@@ -248,13 +255,17 @@ done:
 }
 
 int main(int argc, char **argv) {
-    int threads_list[2] = {1, 2}, n_thr = 2, quick = 0;
+    int threads_list[2] = {1, 2}, n_thr = 2, quick = 0, rotate = 1;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) { threads_list[0] = atoi(argv[++i]); n_thr = 1; }
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: %s [--threads N] [--quick] [--only NAME]\n", argv[0]); return 2; }
+        else if (!strcmp(argv[i], "--rotate") && i + 1 < argc) {
+            rotate = atoi(argv[++i]);
+            if (rotate < 1 || rotate > 16) rotate = 1;
+        }
+        else { fprintf(stderr, "usage: %s [--threads N] [--quick] [--only NAME] [--rotate R]\n", argv[0]); return 2; }
     }
     const int64_t N = 4096, K = 14336;
     double copy_gbs, read_gbs;
@@ -265,20 +276,27 @@ int main(int argc, char **argv) {
         mlxn_device_opts o = {.n_threads = threads_list[ti]};
         mlxn_device *d = NULL;
         if (mlxn_device_open("cpu", &o, &d)) { fprintf(stderr, "cpu: %s\n", mlxn_last_error()); return 1; }
-        printf("device: %s\n\n", mlxn_device_description(d));
+        printf("device: %s%s\n\n", mlxn_device_description(d), rotate > 1 ? " (weights rotated)" : "");
         const double bw = threads_list[ti] == 1 ? read_gbs : g_read2_gbs;
         printf("| W 4096x14336 | M | µs/call | CPU µs/call | weight GB/s | anchor µs | anchor/ours | of read BW (%.1f GB/s) |\n", bw);
         printf("|---|---|---|---|---|---|---|---|\n");
         for (size_t fi = 0; fi < sizeof g_fmts / sizeof g_fmts[0]; fi++) {
             const fmt *f = &g_fmts[fi];
             if (only && strcmp(only, f->name)) continue;
-            mlxn_weight *w = NULL;
-            if (make_weight(d, f, N, K, &w)) { fprintf(stderr, "%s: %s\n", f->name, mlxn_last_error()); continue; }
+            mlxn_weight *ws[16] = {0};
+            int nw = 0;
+            for (; nw < rotate; nw++)
+                if (make_weight(d, f, N, K, &ws[nw])) { fprintf(stderr, "%s: %s\n", f->name, mlxn_last_error()); break; }
+            if (nw < rotate) {
+                for (int i = 0; i < nw; i++) mlxn_weight_destroy(ws[i]);
+                continue;
+            }
+            mlxn_weight *w = ws[0];
             const double wbytes = (double)mlxn_weight_nbytes(w);
             for (int mi = 0; mi < 2; mi++) {
                 const int64_t M = mi == 0 ? 1 : 8;
                 int runs = quick ? 7 : (M == 1 ? 41 : 15);
-                double cus = 0, us = time_matmul(d, w, M, K, N, 3, runs, &cus);
+                double cus = 0, us = time_matmul(d, ws, nw, M, K, N, 3, runs, &cus);
                 double gbs = wbytes / (us * 1e-6) / 1e9;
                 double anchor = M == 1 ? f->anchor_m1 : f->anchor_m8;
                 char a1[32] = "-", a2[32] = "-";
@@ -287,7 +305,7 @@ int main(int argc, char **argv) {
                        100.0 * gbs / bw);
                 fflush(stdout);
             }
-            mlxn_weight_destroy(w);
+            for (int i = 0; i < nw; i++) mlxn_weight_destroy(ws[i]);
         }
         printf("\n");
         mlxn_device_close(d);

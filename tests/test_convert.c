@@ -425,7 +425,7 @@ static void test_gguf_kquant_requant(void) {
 
 static void test_gguf_tokenizer(void) {
     mlxn_gguf_writer *w = llama_writer("llama", 32, 2, 2);
-    const char *toks[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab", "\xc4\xa0", "\xc4\xa0" "ab"};
+    const char *toks[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>", "a", "b", "ab", "\xc4\xa0", "\xc4\xa0\x61\x62"};
     int32_t types[] = {3, 3, 3, 1, 1, 1, 1, 1};
     const char *merges[] = {"a b", "\xc4\xa0 ab"};
     CHECK_OK(mlxn_gguf_writer_add_str(w, "tokenizer.ggml.model", "gpt2"));
@@ -461,7 +461,7 @@ static void test_gguf_tokenizer(void) {
         CHECK(!strcmp(json_string_value(json_object_get(model, "type")), "BPE"));
         json_t *vocab = json_object_get(model, "vocab");
         CHECK(json_object_size(vocab) == 8);
-        CHECK(json_integer_value(json_object_get(vocab, "\xc4\xa0" "ab")) == 7);
+        CHECK(json_integer_value(json_object_get(vocab, "\xc4\xa0\x61\x62")) == 7);
         json_t *m = json_object_get(model, "merges");
         CHECK(json_array_size(m) == 2 && !strcmp(json_string_value(json_array_get(m, 1)), "\xc4\xa0 ab"));
         json_t *added = json_object_get(t, "added_tokens");
@@ -623,6 +623,49 @@ static void test_hf_q4_matches_mlx_lm(void) {
     free(hf); free(ref); free(out); free(dir);
 }
 
+/* Small shards: several model-0000i-of-0000N files plus the index; the
+ * directory opens and every tensor still equals mlx-lm's. */
+static void test_hf_shards(void) {
+    char *hf = strdup(t_data_path("qwen3_tiny/hf"));
+    char *ref = strdup(t_data_path("qwen3_tiny/mlx_q4/model.safetensors"));
+    char *dir = tmpdir(), *out = join(dir, "sh");
+    mlxn_convert_opts o;
+    mlxn_convert_opts_init(&o);
+    o.shard_bytes = 40000;
+    mlxn_convert_report rep;
+    CHECK_OK(mlxn_convert(hf, out, &o, &rep));
+    CHECK_MSG(rep.n_shards >= 3, "%d shards", rep.n_shards);
+    char fname[64];
+    snprintf(fname, sizeof fname, "model-%05d-of-%05d.safetensors", rep.n_shards, rep.n_shards);
+    char *last = join(out, fname), *single = join(out, "model.safetensors");
+    const int n_shards = rep.n_shards;
+    FILE *f = fopen(last, "rb");
+    CHECK_MSG(f != NULL, "%s missing", last);
+    if (f) fclose(f);
+    f = fopen(single, "rb");
+    CHECK(f == NULL); /* sharded output has no model.safetensors */
+    if (f) fclose(f);
+    mlxn_convert_report_free(&rep);
+    mlxn_model_files *mf = NULL;
+    mlxn_st *b = NULL;
+    CHECK_OK(mlxn_model_files_open(out, &mf));
+    CHECK_OK(mlxn_st_open(ref, &b));
+    if (mf && b) {
+        CHECK(mlxn_model_files_n_shards(mf) == n_shards);
+        for (int64_t i = 0; i < mlxn_st_n_tensors(b); i++) {
+            mlxn_st_tensor_info tb, ta;
+            CHECK_OK(mlxn_st_tensor(b, i, &tb));
+            if (mlxn_model_files_st_tensor(mf, tb.name, &ta) != MLXN_OK) { CHECK_MSG(0, "'%s' missing", tb.name); continue; }
+            CHECK_MSG(ta.nbytes == tb.nbytes && !memcmp(ta.data, tb.data, ta.nbytes), "'%s' differs", tb.name);
+        }
+    }
+    mlxn_st_close(b);
+    mlxn_model_files_close(mf);
+    rm_rf(dir);
+    free(last); free(single);
+    free(hf); free(ref); free(out); free(dir);
+}
+
 static void test_hf_mixed_recipe(void) {
     char *hf = strdup(t_data_path("qwen3_tiny/hf"));
     char *qpath = strdup(t_data_path("qwen3_tiny/mixed_4_6_quantization.json"));
@@ -769,6 +812,7 @@ int main(void) {
     T_RUN(test_gguf_tokenizer);
     T_RUN(test_gguf_spm_tokenizer);
     T_RUN(test_hf_q4_matches_mlx_lm);
+    T_RUN(test_hf_shards);
     T_RUN(test_hf_mixed_recipe);
     T_RUN(test_errors);
     return t_finish();

@@ -38,7 +38,8 @@ enum fam {
 
 /* One case. Field use per family:
  *  elementwise: shape = a/x; a = 1: b is broadcast [D]; a = gelu kind; fp = alpha/cap
- *  cast: shape, dt -> dt2 (a = 1: inputs include inf/nan/subnormal/overflow values)
+ *  cast: shape, dt -> dt2 (a = 1: inputs include inf/nan/subnormal/overflow values;
+ *        a = 2: a 16-bit source holds every bit pattern)
  *  norms: shape [.., D]; a = 1: weight (+ bias for layer_norm); fp = eps
  *  rope: shape [T, H, D]; a = mode, b = rot_dims, c = scaling (factor fp)
  *  softmax: shape [M, N]; a = 0 none / 1 full mask / 2 row mask; fp = scale
@@ -114,6 +115,10 @@ static const op_case CASES[] = {
     {"cast_f32_f32", F_CAST, 1, {65}, MLXN_F32, MLXN_F32, .tol = BYTES},
     {"cast_special_f32_f16", F_CAST, 1, {64}, MLXN_F32, MLXN_F16, .a = 1, .tol = BYTES},
     {"cast_special_f32_bf16", F_CAST, 1, {64}, MLXN_F32, MLXN_BF16, .a = 1, .tol = BYTES},
+    {"cast_all_f16_f32", F_CAST, 1, {65536}, MLXN_F16, MLXN_F32, .a = 2, .tol = BYTES},
+    {"cast_all_bf16_f32", F_CAST, 1, {65536}, MLXN_BF16, MLXN_F32, .a = 2, .tol = BYTES},
+    {"cast_all_f16_bf16", F_CAST, 2, {256, 256}, MLXN_F16, MLXN_BF16, .a = 2, .tol = BYTES},
+    {"cast_all_bf16_f16", F_CAST, 2, {256, 256}, MLXN_BF16, MLXN_F16, .a = 2, .tol = BYTES},
     /* normalization */
     {"rms_norm", F_RMS, 2, {5, 4096}, MLXN_F32, .a = 1, .fp = 1e-5f, .tol = -1},
     {"rms_norm_odd", F_RMS, 2, {3, 77}, MLXN_F32, .a = 1, .fp = 1e-6f, .tol = -1},
@@ -365,6 +370,8 @@ static void run_case(mlxn_device *d, const op_case *c, uint64_t seed, result_t *
         }
         hs[nh++] = host_floats(c->dt, nd, sh, v);
         free(v);
+        if (c->a == 2) /* every 16-bit pattern (NaNs, infinities, subnormals included) */
+            for (size_t i = 0; i < n && mlxn_dtype_size(c->dt) == 2; i++) ((uint16_t *)hs[0].bytes)[i] = (uint16_t)i;
         mlxn_buffer *x = keep(&bs, upload(d, &hs[0]));
         mlxn_buffer *y = keep(&bs, alloc_poisoned(d, c->dt2, nd, sh));
         st = mlxn_cast(s, x, y);
@@ -626,6 +633,7 @@ static mlxn_device *g_ref;
 static test_dev g_devs[8];
 static int g_ndev;
 static size_t g_case;
+static char g_missing[600]; /* a device that was asked for but did not open */
 
 static int wanted(const char *kind) {
     const char *env = getenv("MLXN_TEST_DEVICES");
@@ -651,9 +659,14 @@ static void open_devices(void) {
         }
     }
     if (wanted("cuda")) {
+        /* required when named in MLXN_TEST_DEVICES or with MLXN_REQUIRE_CUDA=1; optional otherwise */
+        const char *env = getenv("MLXN_TEST_DEVICES"), *req = getenv("MLXN_REQUIRE_CUDA");
+        int required = (env && strstr(env, "cuda")) || (req && strcmp(req, "1") == 0);
         if (mlxn_device_open("cuda", NULL, &d) == MLXN_OK) {
             snprintf(g_devs[g_ndev].label, sizeof g_devs[0].label, "cuda");
             g_devs[g_ndev++].dev = d;
+        } else if (required) {
+            snprintf(g_missing, sizeof g_missing, "cuda was required but did not open: %s", mlxn_last_error());
         } else {
             printf("note: cuda not available (%s); testing the other devices only\n", mlxn_last_error());
         }
@@ -808,8 +821,15 @@ static void test_graph_replay(void) {
     }
 }
 
+/* The run must test something: every requested device opened, and at least one. */
+static void test_devices_present(void) {
+    CHECK_MSG(g_missing[0] == 0, "%s", g_missing);
+    CHECK_MSG(g_ndev > 0, "no device under test (MLXN_TEST_DEVICES=%s)", getenv("MLXN_TEST_DEVICES") ? getenv("MLXN_TEST_DEVICES") : "");
+}
+
 int main(void) {
     open_devices();
+    T_RUN(test_devices_present);
     printf("devices under test:");
     for (int i = 0; i < g_ndev; i++) printf(" %s", g_devs[i].label);
     printf(" (oracle: ref)\n");

@@ -6,8 +6,8 @@
  * scripts/gen_quant_fixtures.py. Part 2 runs the "cpu" device against the
  * "ref" device through the public API for every weight format and
  * M in {1, 3, 8, 33}, odd N, outputs poisoned with 0xFF before each run.
- * The CPU's int8-activation fast paths (Q4_0, Q4_1, Q8_0, Q4_K, Q6_K, MLX
- * 4/8-bit) are held to NMSE <= 1e-4 vs the f64 reference; every other path
+ * The CPU's int8-activation fast paths (Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K,
+ * all MLX affine widths) are held to NMSE <= 1e-4 vs the f64 reference; every other path
  * (dense, dequantize-then-dot) to 1e-10. Part 3 checks bad arguments. */
 #include "testutil.h"
 
@@ -108,8 +108,8 @@ static void test_affine_fixtures(void) {
                         mlxn_buffer_download(by, 0, got, sizeof got);
                         memcpy(yref, blob + o_y, sizeof yref);
                         snprintf(what, sizeof what, "%s quantized_matmul on %s", rel, mlxn_device_kind(d));
-                        /* ref: f64 accumulation vs MLX f32; cpu: int8 activations for 4/8-bit */
-                        double tol = dv == 0 ? 1e-10 : ((bits == 4 || bits == 8) ? 1e-4 : 1e-10);
+                        /* ref: f64 accumulation vs MLX f32; cpu: int8 activations */
+                        double tol = dv == 0 ? 1e-10 : 1e-4;
                         t_check_nmse(what, got, yref, 12, tol);
                     }
                     mlxn_session_destroy(s);
@@ -349,7 +349,7 @@ static void build_specs(void) {
                 snprintf(s->name, sizeof s->name, "mlx_b%d_g%d_%s", bits[b], gs[g], dt_name(sdt[t]));
                 s->fmt = MLXN_WEIGHT_MLX_AFFINE; s->bits = bits[b]; s->group = gs[g]; s->dt = sdt[t];
                 s->K = 1152; /* 9 groups of 128: vector and tail paths */
-                s->int8_path = bits[b] == 4 || bits[b] == 8;
+                s->int8_path = 1; /* 4/8-bit direct, 2/3/5/6-bit via unpacked codes */
             }
     for (size_t i = 0; i < sizeof g_gguf_types / sizeof g_gguf_types[0]; i++) {
         wspec *s = &g_specs[g_nspecs++];
@@ -361,7 +361,7 @@ static void build_specs(void) {
         s->K = bv == 256 ? 512 : 224; /* 7 blocks of 32: 4-block and tail paths */
         mlxn_gguf_type t = s->gt;
         s->int8_path = t == MLXN_GGUF_Q4_0 || t == MLXN_GGUF_Q4_1 || t == MLXN_GGUF_Q8_0 || t == MLXN_GGUF_Q4_K ||
-                       t == MLXN_GGUF_Q6_K;
+                       t == MLXN_GGUF_Q5_K || t == MLXN_GGUF_Q6_K;
     }
 }
 
@@ -414,7 +414,7 @@ static void test_matmul_cpu_vs_ref(void) {
                 for (int64_t j = 0; j < M * K; j++) x[j] = t_rng_normal(&r);
                 float *yc = run_matmul(g_cpu, wc, x, M, K, N), *yr = run_matmul(g_ref, wr, x, M, K, N);
                 char what[128];
-                snprintf(what, sizeof what, "matmul %s M=%lld N=%lld K=%lld%s", sp->name, (long long)M, (long long)N,
+                snprintf(what, sizeof what, "matmul %.60s M=%lld N=%lld K=%lld%s", sp->name, (long long)M, (long long)N,
                          (long long)K, unaligned ? " (unaligned)" : "");
                 double tol = sp->int8_path ? 1e-4 : 1e-10;
                 t_check_nmse(what, yc, yr, (size_t)(M * N), tol);
@@ -457,7 +457,7 @@ static void test_matmul_large(void) {
             for (int64_t j = 0; j < M * K; j++) x[j] = t_rng_uniform(&r, -1, 1);
             float *yc = run_matmul(g_cpu, wc, x, M, K, N), *yr = run_matmul(g_ref, wr, x, M, K, N);
             char what[128];
-            snprintf(what, sizeof what, "matmul %s M=%lld N=%lld K=%lld", sps[i].name, (long long)M, (long long)N, (long long)K);
+            snprintf(what, sizeof what, "matmul %.60s M=%lld N=%lld K=%lld", sps[i].name, (long long)M, (long long)N, (long long)K);
             t_check_nmse(what, yc, yr, (size_t)(M * N), sps[i].int8_path ? 1e-4 : 1e-10);
             free(x); free(yc); free(yr);
         }
@@ -510,9 +510,9 @@ static void test_embedding_dequant_cpu_vs_ref(void) {
                 mlxn_buffer_release(bi); mlxn_buffer_release(be); mlxn_buffer_release(bd);
             }
             char what[128];
-            snprintf(what, sizeof what, "embedding %s -> %s", sp->name, dt_name(outs[o]));
+            snprintf(what, sizeof what, "embedding %.60s -> %s", sp->name, dt_name(outs[o]));
             t_check_bytes(what, emb[0], emb[1], (size_t)(6 * sp->K) * es);
-            snprintf(what, sizeof what, "dequantize %s -> %s", sp->name, dt_name(outs[o]));
+            snprintf(what, sizeof what, "dequantize %.60s -> %s", sp->name, dt_name(outs[o]));
             t_check_bytes(what, deq[0], deq[1], (size_t)(N * sp->K) * es);
             /* the embedding rows are the dequantized rows */
             for (int t = 0; t < 6; t++)

@@ -150,9 +150,9 @@ int mlxn_cmd_bench(int argc, char **argv) {
                     dt = mlxn_time_now() - t0;
                 } else {
                     st = mlxn_runner_eval(r, ids, 1, &lg); /* first token: not timed */
+                    int32_t next = st == MLXN_OK ? argmax(lg, c->vocab) : 0;
                     t0 = mlxn_time_now();
-                    for (int k = 0; k < N && st == MLXN_OK; k++)
-                        st = mlxn_runner_step(r, argmax(lg, c->vocab), &lg);
+                    for (int k = 0; k < N && st == MLXN_OK; k++) st = mlxn_runner_step_argmax(r, next, &next);
                     dt = mlxn_time_now() - t0;
                 }
                 if (st != MLXN_OK) {
@@ -170,9 +170,12 @@ int mlxn_cmd_bench(int argc, char **argv) {
             mean_std(tps, reps, &mean, &sd);
             char test[32];
             snprintf(test, sizeof test, "%s%d", phase == 0 ? "pp" : "tg", N);
-            printf("| %s %s | %s | %.2f M | %s | %d | %s | %.2f ± %.2f |\n", c->arch->name, base,
+            char thr[16];
+            if (threads > 0) snprintf(thr, sizeof thr, "%d", threads);
+            else snprintf(thr, sizeof thr, "auto");
+            printf("| %s %s | %s | %.2f M | %s%s | %s | %s | %.2f ± %.2f |\n", c->arch->name, base,
                    cli_fmt_bytes((double)L.model->weight_bytes, sz, sizeof sz), (double)L.model->n_params / 1e6,
-                   mlxn_device_kind(L.dev), threads, test, mean, sd);
+                   mlxn_device_kind(L.dev), mlxn_runner_uses_graph(r) ? "+graph" : "", thr, test, mean, sd);
             fflush(stdout);
         }
     }

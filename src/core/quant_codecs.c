@@ -37,19 +37,29 @@ static int valid_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || 
 static int valid_group(int g) { return g == 32 || g == 64 || g == 128; }
 static int valid_scale_dtype(mlxn_dtype t) { return t == MLXN_F32 || t == MLXN_F16 || t == MLXN_BF16; }
 
-/* Read element i (a `bits`-wide unsigned field) of an LSB-first bit stream. */
-static inline uint32_t bitstream_get(const uint8_t *p, int64_t i, int bits) {
-    int64_t bit = i * bits;
-    int64_t byte = bit >> 3;
-    int sh = (int)(bit & 7);
-    /* a field of <= 8 bits spans at most 2 bytes */
-    uint32_t v = p[byte];
-    if (sh + bits > 8) v |= (uint32_t)p[byte + 1] << 8;
-    return (v >> sh) & ((1u << bits) - 1u);
+/* Little-endian load of a B-byte pack (B = 2, 3, 5, 6) into a register (no
+ * stack round trip: a variable-size memcpy into a uint64 stalls on store
+ * forwarding and made unpacking 6x slower). */
+static inline uint64_t ld_pack(const uint8_t *p, int B) {
+    uint32_t a32;
+    uint16_t a16, b16;
+    switch (B) {
+    case 2: memcpy(&a16, p, 2); return a16;
+    case 3: memcpy(&a16, p, 2); return a16 | ((uint64_t)p[2] << 16);
+    case 5: memcpy(&a32, p, 4); return a32 | ((uint64_t)p[4] << 32);
+    default: memcpy(&a32, p, 4); memcpy(&b16, p + 4, 2); return a32 | ((uint64_t)b16 << 32);
+    }
 }
 
+/* GCC's auto-vectorized version of the unpack loops is 2x slower than scalar. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
+#else
+#define NO_VECTORIZE
+#endif
+
 /* Unpack `n` consecutive fields starting at field 0 of p into q (n multiple of 8). */
-static void unpack_bits(const uint8_t *p, int64_t n, int bits, uint8_t *q) {
+NO_VECTORIZE static void unpack_bits(const uint8_t *p, int64_t n, int bits, uint8_t *q) {
     switch (bits) {
     case 8: memcpy(q, p, (size_t)n); return;
     case 4:
@@ -62,12 +72,22 @@ static void unpack_bits(const uint8_t *p, int64_t n, int bits, uint8_t *q) {
         }
         return;
     default:
-        /* 3, 5, 6 bits: packs of 8 elements in `bits` bytes */
-        for (int64_t j = 0; j < n / 8; j++) {
-            uint64_t v = 0;
-            memcpy(&v, p + j * bits, (size_t)bits); /* little-endian host */
-            for (int k = 0; k < 8; k++) q[8 * j + k] = (uint8_t)((v >> (k * bits)) & ((1u << bits) - 1u));
-        }
+        /* 3, 5, 6 bits: packs of 8 elements in `bits` bytes (constant-size
+         * copies so the compiler inlines them) */
+#define UNPACK_PACKS(B)                                                                          \
+    for (int64_t j = 0; j < n / 8; j++) {                                                        \
+        const uint64_t v = ld_pack(p + j * (B), (B));                                            \
+        const uint64_t m_ = (1u << (B)) - 1u;                                                    \
+        uint8_t *o_ = q + 8 * j;                                                                 \
+        o_[0] = (uint8_t)(v & m_);                o_[1] = (uint8_t)((v >> (B)) & m_);            \
+        o_[2] = (uint8_t)((v >> (2 * (B))) & m_); o_[3] = (uint8_t)((v >> (3 * (B))) & m_);      \
+        o_[4] = (uint8_t)((v >> (4 * (B))) & m_); o_[5] = (uint8_t)((v >> (5 * (B))) & m_);      \
+        o_[6] = (uint8_t)((v >> (6 * (B))) & m_); o_[7] = (uint8_t)((v >> (7 * (B))) & m_);      \
+    }
+        if (bits == 3) { UNPACK_PACKS(3) }
+        else if (bits == 5) { UNPACK_PACKS(5) }
+        else { UNPACK_PACKS(6) }
+#undef UNPACK_PACKS
         return;
     }
 }

@@ -533,25 +533,25 @@ static mlxn_status get_int(const mlxn_gguf *g, const char *key, int64_t lo, uint
 }
 
 mlxn_status mlxn_gguf_get_u32(const mlxn_gguf *g, const char *key, uint32_t *out) {
-    int n; uint64_t m;
+    int n = 0; uint64_t m = 0;
     MLXN_TRY(get_int(g, key, 0, UINT32_MAX, "u32", &n, &m));
     *out = (uint32_t)m;
     return MLXN_OK;
 }
 mlxn_status mlxn_gguf_get_u64(const mlxn_gguf *g, const char *key, uint64_t *out) {
-    int n; uint64_t m;
+    int n = 0; uint64_t m = 0;
     MLXN_TRY(get_int(g, key, 0, UINT64_MAX, "u64", &n, &m));
     *out = m;
     return MLXN_OK;
 }
 mlxn_status mlxn_gguf_get_i32(const mlxn_gguf *g, const char *key, int32_t *out) {
-    int n; uint64_t m;
+    int n = 0; uint64_t m = 0;
     MLXN_TRY(get_int(g, key, INT32_MIN, INT32_MAX, "i32", &n, &m));
     *out = n ? (int32_t)(-(int64_t)(m - 1) - 1) : (int32_t)m;
     return MLXN_OK;
 }
 mlxn_status mlxn_gguf_get_i64(const mlxn_gguf *g, const char *key, int64_t *out) {
-    int n; uint64_t m;
+    int n = 0; uint64_t m = 0;
     MLXN_TRY(get_int(g, key, INT64_MIN, INT64_MAX, "i64", &n, &m));
     *out = n ? -(int64_t)(m - 1) - 1 : (int64_t)m;
     return MLXN_OK;
@@ -562,7 +562,7 @@ mlxn_status mlxn_gguf_get_f32(const mlxn_gguf *g, const char *key, float *out) {
     const uint8_t *p = g->base + kv->off;
     if (kv->type == MLXN_GGUF_KV_F32) { memcpy(out, p, 4); return MLXN_OK; }
     if (kv->type == MLXN_GGUF_KV_F64) { double d; memcpy(&d, p, 8); *out = (float)d; return MLXN_OK; }
-    int n; uint64_t m;
+    int n = 0; uint64_t m = 0;
     if (kv->type != MLXN_GGUF_KV_BOOL && read_int(g, kv, &n, &m)) {
         *out = n ? -(float)m : (float)m;
         return MLXN_OK;

@@ -15,7 +15,9 @@
  * views of the first n rows are cached for n = 1 (decode) and for the last
  * prefill size, so a decode step allocates nothing. Positions and ids are
  * read from device buffers, so one recorded decode step can be replayed with
- * new values (CUDA graphs). */
+ * new values (CUDA graphs). When the model was loaded with fusion, the
+ * one-row step computes q|k|v and gate|up with one matmul each and rotates
+ * q and k with one rope call (views into one buffer). */
 #include "model/model.h"
 
 #include <math.h>
@@ -41,6 +43,15 @@ typedef struct fwd_views {
     mlxn_buffer *logits_all;           /* [n, vocab] (NULL until asked) */
 } fwd_views;
 
+/* Views for the fused one-row decode step (NULL when the model has no fusion). */
+typedef struct fused_views {
+    mlxn_buffer *qkv;      /* [1, Hq*D + 2*Hkv*D] */
+    mlxn_buffer *q3, *k3, *v3, *qk3; /* [1,Hq,D] [1,Hkv,D] [1,Hkv,D] [1,Hq+Hkv,D] */
+    mlxn_buffer *qh, *kh;  /* [Hq, D] [Hkv, D] */
+    mlxn_buffer *gu;       /* [1, 2*ff] */
+    mlxn_buffer *gate, *up;/* [1, ff] each */
+} fused_views;
+
 struct mlxn_forward_state {
     int max_t;
     int64_t d, qd, kvd, ff, vocab;
@@ -50,7 +61,47 @@ struct mlxn_forward_state {
     mlxn_buffer *logits1;                   /* [1, vocab] */
     mlxn_buffer *logits_all;                /* [max_t, vocab], lazily */
     fwd_views one, last;                    /* cached views for n = 1 and the last n > 1 */
+    fused_views fu;
+    mlxn_buffer *qkv_store, *gu_store;      /* storage of the fused views */
 };
+
+static void fused_release(fused_views *f) {
+    mlxn_buffer *b[] = { f->qkv, f->q3, f->k3, f->v3, f->qk3, f->qh, f->kh, f->gu, f->gate, f->up };
+    for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) mlxn_buffer_release(b[i]);
+    memset(f, 0, sizeof *f);
+}
+
+static mlxn_status viewn(mlxn_buffer *base, int64_t off_elems, int nd, int64_t a, int64_t b, int64_t c,
+                         mlxn_buffer **out) {
+    int64_t shape[3] = { a, b, c };
+    return mlxn_buffer_view(base, (size_t)off_elems * sizeof(float), MLXN_F32, nd, shape, out);
+}
+
+static mlxn_status fused_build(mlxn_forward_state *st, mlxn_device *dev, int has_qkv, int has_gu) {
+    mlxn_status s = MLXN_OK;
+    fused_views *f = &st->fu;
+#define T(x) do { if (s == MLXN_OK) s = (x); } while (0)
+    if (has_qkv) {
+        int64_t sh[2] = { 1, st->qd + 2 * st->kvd };
+        T(mlxn_buffer_alloc(dev, MLXN_F32, 2, sh, &st->qkv_store));
+        T(viewn(st->qkv_store, 0, 2, 1, st->qd + 2 * st->kvd, 0, &f->qkv));
+        T(viewn(st->qkv_store, 0, 3, 1, st->hq, st->hd, &f->q3));
+        T(viewn(st->qkv_store, st->qd, 3, 1, st->hkv, st->hd, &f->k3));
+        T(viewn(st->qkv_store, st->qd + st->kvd, 3, 1, st->hkv, st->hd, &f->v3));
+        T(viewn(st->qkv_store, 0, 3, 1, st->hq + st->hkv, st->hd, &f->qk3));
+        T(viewn(st->qkv_store, 0, 2, st->hq, st->hd, 0, &f->qh));
+        T(viewn(st->qkv_store, st->qd, 2, st->hkv, st->hd, 0, &f->kh));
+    }
+    if (has_gu) {
+        int64_t sh[2] = { 1, 2 * st->ff };
+        T(mlxn_buffer_alloc(dev, MLXN_F32, 2, sh, &st->gu_store));
+        T(viewn(st->gu_store, 0, 2, 1, 2 * st->ff, 0, &f->gu));
+        T(viewn(st->gu_store, 0, 2, 1, st->ff, 0, &f->gate));
+        T(viewn(st->gu_store, st->ff, 2, 1, st->ff, 0, &f->up));
+    }
+#undef T
+    return s;
+}
 
 static void views_release(fwd_views *v) {
     mlxn_buffer **b[] = { &v->ids, &v->pos, &v->x, &v->h, &v->q2, &v->k2, &v->v2, &v->q3, &v->k3, &v->v3,
@@ -151,6 +202,8 @@ mlxn_status mlxn_forward_state_create(const mlxn_model *m, int max_tokens, mlxn_
         s = mlxn_buffer_alloc(dev, MLXN_F32, 2, sh, &st->logits1);
     }
     if (s == MLXN_OK) s = views_build(st, 1, &st->one);
+    if (s == MLXN_OK && c->n_layers > 0 && (m->layers[0].wqkv || m->layers[0].wgu))
+        s = fused_build(st, dev, m->layers[0].wqkv != NULL, m->layers[0].wgu != NULL);
     if (s != MLXN_OK) {
         mlxn_forward_state_free(st);
         return mlxn_error_prefix(s, "forward state (%d tokens)", max_tokens);
@@ -163,6 +216,9 @@ void mlxn_forward_state_free(mlxn_forward_state *st) {
     if (!st) return;
     views_release(&st->one);
     views_release(&st->last);
+    fused_release(&st->fu);
+    mlxn_buffer_release(st->qkv_store);
+    mlxn_buffer_release(st->gu_store);
     mlxn_buffer *b[] = { st->ids, st->pos, st->x, st->h, st->q, st->k, st->v, st->a, st->o,
                          st->gate, st->up, st->down, st->logits1, st->logits_all };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) mlxn_buffer_release(b[i]);
@@ -210,28 +266,48 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
         const mlxn_layer_weights *L = &m->layers[l];
         if (l == 0) MLXN_TRY(mlxn_rms_norm(s, v->x, L->attn_norm, eps, v->h));
         else MLXN_TRY(mlxn_rms_norm_residual(s, v->down, v->x, L->attn_norm, eps, v->x, v->h)); // x += mlp
-        MLXN_TRY(mlxn_matmul(s, v->h, L->wq, v->q2));                       // [n, Hq*D]
-        MLXN_TRY(mlxn_matmul(s, v->h, L->wk, v->k2));                       // [n, Hkv*D]
-        MLXN_TRY(mlxn_matmul(s, v->h, L->wv, v->v2));                       // [n, Hkv*D]
-        if (L->q_bias) {
-            MLXN_TRY(mlxn_add(s, v->q2, L->q_bias, v->q2));
-            MLXN_TRY(mlxn_add(s, v->k2, L->k_bias, v->k2));
-            MLXN_TRY(mlxn_add(s, v->v2, L->v_bias, v->v2));
+        const fused_views *f = &st->fu;
+        if (n == 1 && L->wqkv && f->qkv) {
+            /* one row: q, k, v from one matmul; rope over q and k at once */
+            MLXN_TRY(mlxn_matmul(s, v->h, L->wqkv, f->qkv));                // [1, Hq*D + 2*Hkv*D]
+            if (L->qkv_bias) MLXN_TRY(mlxn_add(s, f->qkv, L->qkv_bias, f->qkv));
+            if (L->q_norm) {
+                MLXN_TRY(mlxn_rms_norm(s, f->qh, L->q_norm, eps, f->qh));    // [Hq, D]
+                MLXN_TRY(mlxn_rms_norm(s, f->kh, L->k_norm, eps, f->kh));    // [Hkv, D]
+            }
+            MLXN_TRY(mlxn_rope(s, f->qk3, v->pos, &c->rope, f->qk3));       // [1, Hq+Hkv, D]
+            MLXN_TRY(mlxn_kv_append(s, f->k3, v->pos, 0, kv->k[l]));
+            MLXN_TRY(mlxn_kv_append(s, f->v3, v->pos, 0, kv->v[l]));
+            MLXN_TRY(mlxn_attention(s, f->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [1, Hq, D]
+        } else {
+            MLXN_TRY(mlxn_matmul(s, v->h, L->wq, v->q2));                   // [n, Hq*D]
+            MLXN_TRY(mlxn_matmul(s, v->h, L->wk, v->k2));                   // [n, Hkv*D]
+            MLXN_TRY(mlxn_matmul(s, v->h, L->wv, v->v2));                   // [n, Hkv*D]
+            if (L->q_bias) {
+                MLXN_TRY(mlxn_add(s, v->q2, L->q_bias, v->q2));
+                MLXN_TRY(mlxn_add(s, v->k2, L->k_bias, v->k2));
+                MLXN_TRY(mlxn_add(s, v->v2, L->v_bias, v->v2));
+            }
+            if (L->q_norm) {
+                MLXN_TRY(mlxn_rms_norm(s, v->qh, L->q_norm, eps, v->qh));    // [n*Hq, D]
+                MLXN_TRY(mlxn_rms_norm(s, v->kh, L->k_norm, eps, v->kh));    // [n*Hkv, D]
+            }
+            MLXN_TRY(mlxn_rope(s, v->q3, v->pos, &c->rope, v->q3));
+            MLXN_TRY(mlxn_rope(s, v->k3, v->pos, &c->rope, v->k3));
+            MLXN_TRY(mlxn_kv_append(s, v->k3, v->pos, 0, kv->k[l]));
+            MLXN_TRY(mlxn_kv_append(s, v->v3, v->pos, 0, kv->v[l]));
+            MLXN_TRY(mlxn_attention(s, v->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [n, Hq, D]
         }
-        if (L->q_norm) {
-            MLXN_TRY(mlxn_rms_norm(s, v->qh, L->q_norm, eps, v->qh));        // [n*Hq, D]
-            MLXN_TRY(mlxn_rms_norm(s, v->kh, L->k_norm, eps, v->kh));        // [n*Hkv, D]
-        }
-        MLXN_TRY(mlxn_rope(s, v->q3, v->pos, &c->rope, v->q3));
-        MLXN_TRY(mlxn_rope(s, v->k3, v->pos, &c->rope, v->k3));
-        MLXN_TRY(mlxn_kv_append(s, v->k3, v->pos, 0, kv->k[l]));
-        MLXN_TRY(mlxn_kv_append(s, v->v3, v->pos, 0, kv->v[l]));
-        MLXN_TRY(mlxn_attention(s, v->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [n, Hq, D]
         MLXN_TRY(mlxn_matmul(s, v->a2, L->wo, v->o));                       // [n, d]
         MLXN_TRY(mlxn_rms_norm_residual(s, v->o, v->x, L->ffn_norm, eps, v->x, v->h)); // x += attn
-        MLXN_TRY(mlxn_matmul(s, v->h, L->w_gate, v->gate));                 // [n, ff]
-        MLXN_TRY(mlxn_matmul(s, v->h, L->w_up, v->up));                     // [n, ff]
-        MLXN_TRY(mlxn_silu_mul(s, v->gate, v->up, v->gate));
+        if (n == 1 && L->wgu && f->gu) {
+            MLXN_TRY(mlxn_matmul(s, v->h, L->wgu, f->gu));                  // [1, 2*ff]
+            MLXN_TRY(mlxn_silu_mul(s, f->gate, f->up, v->gate));            // [1, ff]
+        } else {
+            MLXN_TRY(mlxn_matmul(s, v->h, L->w_gate, v->gate));             // [n, ff]
+            MLXN_TRY(mlxn_matmul(s, v->h, L->w_up, v->up));                 // [n, ff]
+            MLXN_TRY(mlxn_silu_mul(s, v->gate, v->up, v->gate));
+        }
         MLXN_TRY(mlxn_matmul(s, v->gate, L->w_down, v->down));              // [n, d]
     }
     if (all_logits) {

@@ -20,8 +20,9 @@ struct mlxn_runner {
     mlxn_kv_cache *kv;
     mlxn_forward_state *fs;
     mlxn_session *s;
-    mlxn_graph *graph;        /* recorded decode step (n = 1) */
+    mlxn_graph *graph;        /* recorded decode step (n = 1) + argmax */
     mlxn_buffer *graph_logits;
+    mlxn_buffer *argmax_idx;  /* i32 [1], written by the graph's argmax */
     int use_graph;
     int32_t *tokens;          /* [n_ctx] tokens in the cache */
     int n_tokens;
@@ -73,6 +74,7 @@ mlxn_status mlxn_runner_create(const mlxn_model *m, const mlxn_runner_opts *opts
 void mlxn_runner_free(mlxn_runner *r) {
     if (!r) return;
     mlxn_graph_destroy(r->graph);
+    mlxn_buffer_release(r->argmax_idx);
     mlxn_session_destroy(r->s);
     mlxn_forward_state_free(r->fs);
     mlxn_kv_cache_free(r->kv);
@@ -110,9 +112,8 @@ mlxn_status mlxn_runner_eval(mlxn_runner *r, const int32_t *ids, int n, const fl
     return MLXN_OK;
 }
 
-mlxn_status mlxn_runner_step(mlxn_runner *r, int32_t id, const float **logits) {
-    if (!r) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "runner_step: NULL runner");
-    if (!r->use_graph) return mlxn_runner_eval(r, &id, 1, logits);
+/* Upload id/position, (record once and) replay the decode graph. */
+static mlxn_status graph_step(mlxn_runner *r, int32_t id) {
     if (r->n_tokens + 1 > r->o.n_ctx)
         return mlxn_set_error(MLXN_ERR_RANGE, "decode: the context of %d tokens is full", r->o.n_ctx);
     if (id < 0 || id >= r->m->cfg.vocab)
@@ -122,8 +123,13 @@ mlxn_status mlxn_runner_step(mlxn_runner *r, int32_t id, const float **logits) {
     MLXN_TRY(mlxn_buffer_upload(mlxn_forward_state_ids(r->fs), 0, &id, sizeof id));
     MLXN_TRY(mlxn_buffer_upload(mlxn_forward_state_positions(r->fs), 0, &pos, sizeof pos));
     if (!r->graph) {
+        if (!r->argmax_idx) {
+            int64_t one = 1;
+            MLXN_TRY(mlxn_buffer_alloc(r->m->dev, MLXN_I32, 1, &one, &r->argmax_idx));
+        }
         MLXN_TRY(mlxn_graph_begin_record(r->s));
         mlxn_status st = mlxn_forward_enqueue(r->m, r->fs, r->kv, r->s, 1, 0, &r->graph_logits);
+        if (st == MLXN_OK) st = mlxn_argmax(r->s, r->graph_logits, r->argmax_idx);
         mlxn_graph *g = NULL;
         mlxn_status st2 = mlxn_graph_end_record(r->s, &g);
         if (st != MLXN_OK) {
@@ -135,11 +141,35 @@ mlxn_status mlxn_runner_step(mlxn_runner *r, int32_t id, const float **logits) {
     }
     MLXN_TRY(mlxn_graph_replay(r->s, r->graph));
     MLXN_TRY(mlxn_session_finish(r->s));
-    MLXN_TRY(mlxn_buffer_download(r->graph_logits, 0, r->logits, (size_t)r->m->cfg.vocab * sizeof(float)));
     r->tokens[r->n_tokens++] = id;
     r->kv->n_past = r->n_tokens;
+    return MLXN_OK;
+}
+
+mlxn_status mlxn_runner_step(mlxn_runner *r, int32_t id, const float **logits) {
+    if (!r) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "runner_step: NULL runner");
+    if (!r->use_graph) return mlxn_runner_eval(r, &id, 1, logits);
+    MLXN_TRY(graph_step(r, id));
+    MLXN_TRY(mlxn_buffer_download(r->graph_logits, 0, r->logits, (size_t)r->m->cfg.vocab * sizeof(float)));
     if (logits) *logits = r->logits;
     return MLXN_OK;
+}
+
+int mlxn_runner_uses_graph(const mlxn_runner *r) { return r && r->use_graph; }
+
+mlxn_status mlxn_runner_step_argmax(mlxn_runner *r, int32_t id, int32_t *next) {
+    if (!r || !next) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "runner_step_argmax: NULL argument");
+    if (!r->use_graph) {
+        const float *lg = NULL;
+        MLXN_TRY(mlxn_runner_eval(r, &id, 1, &lg));
+        int64_t b = 0;
+        for (int64_t i = 1; i < r->m->cfg.vocab; i++)
+            if (lg[i] > lg[b]) b = i;
+        *next = (int32_t)b;
+        return MLXN_OK;
+    }
+    MLXN_TRY(graph_step(r, id));
+    return mlxn_buffer_download(r->argmax_idx, 0, next, sizeof *next);
 }
 
 size_t mlxn_stop_holdback(const char *text, size_t len, const char *const *stop, int n_stop) {
@@ -218,10 +248,14 @@ mlxn_status mlxn_generate(mlxn_runner *r, const int32_t *prompt, int n_prompt, c
         st = mlxn_runner_eval(r, prompt + keep, n_prompt - keep, &lg);
         gs->prefill_s = mlxn_time_now() - t0;
         double t1 = mlxn_time_now();
+        /* greedy with a recorded graph: the device picks the argmax, only 4 bytes come back */
+        const int dev_argmax = r->use_graph && mlxn_sampler_is_greedy(smp);
+        int32_t next_dev = -1;
         while (st == MLXN_OK && n_gen < p->max_tokens) {
             double ts = mlxn_time_now();
             int32_t id;
-            st = mlxn_sampler_sample(smp, lg, &id);
+            if (dev_argmax && next_dev >= 0) id = next_dev;
+            else st = mlxn_sampler_sample(smp, lg, &id);
             gs->sample_s += mlxn_time_now() - ts;
             if (st != MLXN_OK) break;
             mlxn_sampler_accept(smp, id);
@@ -279,7 +313,8 @@ mlxn_status mlxn_generate(mlxn_runner *r, const int32_t *prompt, int n_prompt, c
                 gs->stop_reason = "context full";
                 break;
             }
-            st = mlxn_runner_step(r, id, &lg);
+            if (dev_argmax) st = mlxn_runner_step_argmax(r, id, &next_dev);
+            else st = mlxn_runner_step(r, id, &lg);
             gs->n_decode++;
         }
         gs->decode_s = mlxn_time_now() - t1;

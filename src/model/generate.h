@@ -43,6 +43,13 @@ mlxn_status mlxn_runner_eval(mlxn_runner *r, const int32_t *ids, int n, const fl
  * graph when enabled). */
 mlxn_status mlxn_runner_step(mlxn_runner *r, int32_t id, const float **logits);
 
+/* One decode step that only returns the argmax of the new logits (greedy):
+ * with a recorded graph the argmax runs on the device and 4 bytes come
+ * back; without one it is computed on the host. The host logits are not
+ * updated. */
+mlxn_status mlxn_runner_step_argmax(mlxn_runner *r, int32_t id, int32_t *next);
+int mlxn_runner_uses_graph(const mlxn_runner *r);
+
 /* Streaming callback: text is the newly completed UTF-8 (may be empty when a
  * token only completes part of a character or is held back as a possible
  * stop-string prefix); id the sampled token, or -1 for the final flush of

@@ -299,9 +299,10 @@ static mlxn_status load_vector(mlxn_model *m, const char *name, int64_t n, mlxn_
 }
 
 /* GGUF Llama 3: rope_freqs.weight [rot/2] holds per-frequency divisors. Accept
- * it when it equals the Llama-3 formula for some factor (its maximum) and the
- * usual low/high factors 1/4 with the original context from the metadata
- * (default 8192); anything else is unsupported rather than silently wrong. */
+ * it when it equals the Llama-3 formula for some factor (its maximum), the
+ * usual low/high factors 1/4 and an original context taken from the metadata,
+ * implied by the table itself, or 8192; anything else is unsupported rather
+ * than silently wrong. */
 static mlxn_status gguf_rope_freqs(mlxn_model *m) {
     const char *name = "rope_freqs.weight";
     mlxn_model_tensor_info info;
@@ -324,32 +325,48 @@ static mlxn_status gguf_rope_freqs(mlxn_model *m) {
     }
     float factor = 1.0f;
     for (int64_t i = 0; i < n; i++) factor = f[i] > factor ? f[i] : factor;
-    int orig = 8192;
+    const double lo = 1.0, hi = 4.0, pi = 3.14159265358979323846;
+    /* candidates for the original context: the metadata key, the value implied
+     * by the first entry strictly inside the smooth band, and 8192 */
+    int cand[3] = { 0, 0, 8192 };
     const mlxn_gguf *g = mlxn_model_files_gguf(m->files);
     char key[128];
     snprintf(key, sizeof key, "%s.rope.scaling.original_context_length", m->cfg.arch_name);
     uint32_t u;
-    if (mlxn_gguf_get_u32(g, key, &u) == MLXN_OK && u > 0) orig = (int)u;
+    if (mlxn_gguf_get_u32(g, key, &u) == MLXN_OK && u > 0 && u < (1u << 30)) cand[0] = (int)u;
     mlxn_clear_error();
-    const double lo = 1.0, hi = 4.0, pi = 3.14159265358979323846;
-    int ok = 1;
-    for (int64_t i = 0; i < n && ok; i++) {
-        double inv = pow((double)m->cfg.rope.theta, -2.0 * (double)i / rot), wl = 2 * pi / inv, want;
-        if (wl < orig / hi) want = 1.0;
-        else if (wl > orig / lo) want = factor;
-        else {
-            double smooth = (orig / wl - lo) / (hi - lo);
-            want = 1.0 / ((1.0 - smooth) / factor + smooth);
+    for (int64_t i = 0; i < n && factor > 1.0f; i++) {
+        if (f[i] > 1.0f + 1e-4f && f[i] < factor * (1.0f - 1e-4f)) {
+            /* 1/f = (1-s)/factor + s  ->  s;  s = (orig/wl - lo)/(hi - lo)  ->  orig */
+            double inv = pow((double)m->cfg.rope.theta, -2.0 * (double)i / rot), wl = 2 * pi / inv;
+            double sm = (1.0 / f[i] - 1.0 / factor) / (1.0 - 1.0 / factor);
+            cand[1] = (int)floor(wl * (sm * (hi - lo) + lo) + 0.5);
+            break;
         }
-        ok = fabs(want - f[i]) <= 1e-3 * want;
+    }
+    int orig = 0;
+    for (int c = 0; c < 3 && !orig; c++) {
+        if (cand[c] <= 0) continue;
+        int ok = 1;
+        for (int64_t i = 0; i < n && ok; i++) {
+            double inv = pow((double)m->cfg.rope.theta, -2.0 * (double)i / rot), wl = 2 * pi / inv, want;
+            if (wl < cand[c] / hi) want = 1.0;
+            else if (wl > cand[c] / lo) want = factor;
+            else {
+                double smooth = (cand[c] / wl - lo) / (hi - lo);
+                want = 1.0 / ((1.0 - smooth) / factor + smooth);
+            }
+            ok = fabs(want - f[i]) <= 1e-3 * want;
+        }
+        if (ok) orig = cand[c];
     }
     free(f);
     if (factor == 1.0f) return MLXN_OK; /* all ones: no scaling */
-    if (!ok)
+    if (!orig)
         return mlxn_set_error(MLXN_ERR_UNSUPPORTED,
                               "model '%s': %s is not the Llama-3 frequency scaling (factor %g, low 1, high 4, "
-                              "original context %d); other tables are not supported",
-                              m->path, name, (double)factor, orig);
+                              "any original context); other tables are not supported",
+                              m->path, name, (double)factor);
     m->cfg.rope.scaling = MLXN_ROPE_SCALING_LLAMA3;
     m->cfg.rope.factor = factor;
     m->cfg.rope.low_freq_factor = (float)lo;
@@ -399,8 +416,164 @@ static mlxn_status load_weights(mlxn_model *m) {
     return MLXN_OK;
 }
 
+
+/* ---------------------------------------------------------------- decode fusion */
+
+/* Row bytes of the data / scales parts of a weight desc. */
+static int64_t part_row_bytes(const mlxn_weight_desc *d, int scales) {
+    if (scales) return d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols / d->group_size *
+                                                               (int64_t)mlxn_dtype_size(mlxn_buffer_dtype(d->scales)) : 0;
+    return mlxn_weight_row_bytes(d);
+}
+
+static int same_layout(const mlxn_weight_desc *a, const mlxn_weight_desc *b) {
+    if (a->format != b->format || a->cols != b->cols) return 0;
+    switch (a->format) {
+    case MLXN_WEIGHT_DENSE: return mlxn_buffer_dtype(a->data) == mlxn_buffer_dtype(b->data);
+    case MLXN_WEIGHT_MLX_AFFINE:
+        return a->bits == b->bits && a->group_size == b->group_size &&
+               mlxn_buffer_dtype(a->scales) == mlxn_buffer_dtype(b->scales);
+    case MLXN_WEIGHT_GGUF: return a->gguf_type == b->gguf_type;
+    }
+    return 0;
+}
+
+/* A view of rows [r0, r0+rows) of a fused part buffer, typed for a weight desc. */
+static mlxn_status row_view(mlxn_buffer *fused, int64_t r0, int64_t rows, int64_t row_bytes, mlxn_dtype t,
+                            mlxn_buffer **out) {
+    int64_t shape[2] = { rows, row_bytes / (int64_t)mlxn_dtype_size(t) };
+    return mlxn_buffer_view(fused, (size_t)(r0 * row_bytes), t, 2, shape, out);
+}
+
+/* Load the n matrices `names` on the host device, check they share a layout,
+ * concatenate their rows into one weight on the model's device (*fused), and
+ * make parts[i] views into it (replacing any already loaded parts[i]).
+ * Returns MLXN_OK with *fused NULL when the layouts differ (no fusion). */
+static mlxn_status fuse_rows(mlxn_model *m, mlxn_device *host, const char *const *names, int n, const char *fname,
+                             mlxn_weight **fused, mlxn_weight **parts) {
+    mlxn_weight *hw[3] = { 0 };
+    mlxn_buffer *fb[3] = { 0 }; /* fused data, scales, biases */
+    mlxn_status st = MLXN_OK;
+    *fused = NULL;
+    for (int i = 0; i < n && st == MLXN_OK; i++) st = mlxn_model_files_load_weight(m->files, host, names[i], &hw[i]);
+    int ok = st == MLXN_OK;
+    for (int i = 1; i < n && ok; i++) ok = same_layout(mlxn_weight_get_desc(hw[0]), mlxn_weight_get_desc(hw[i]));
+    if (ok) {
+        const mlxn_weight_desc *d0 = mlxn_weight_get_desc(hw[0]);
+        int64_t R = 0;
+        for (int i = 0; i < n; i++) R += mlxn_weight_get_desc(hw[i])->rows;
+        const int nparts = d0->format == MLXN_WEIGHT_MLX_AFFINE ? 3 : 1;
+        for (int p = 0; p < nparts && st == MLXN_OK; p++) {
+            const int64_t rb = part_row_bytes(d0, p > 0);
+            const mlxn_dtype t = p == 0 ? (d0->format == MLXN_WEIGHT_DENSE ? mlxn_buffer_dtype(d0->data) : MLXN_U8)
+                                        : mlxn_buffer_dtype(d0->scales);
+            int64_t shape[2] = { R, rb / (int64_t)mlxn_dtype_size(t) };
+            st = mlxn_buffer_alloc(m->dev, t, 2, shape, &fb[p]);
+            int64_t r0 = 0;
+            for (int i = 0; i < n && st == MLXN_OK; i++) {
+                const mlxn_weight_desc *di = mlxn_weight_get_desc(hw[i]);
+                const mlxn_buffer *src = p == 0 ? di->data : p == 1 ? di->scales : di->biases;
+                const void *hp = mlxn_buffer_host_ptr(src);
+                if (!hp) st = mlxn_set_error(MLXN_ERR_INTERNAL, "fuse %s: host weight not host-visible", fname);
+                else st = mlxn_buffer_upload(fb[p], (size_t)(r0 * rb), hp, (size_t)(di->rows * rb));
+                r0 += di->rows;
+            }
+        }
+        if (st == MLXN_OK) {
+            mlxn_weight_desc fd = *d0;
+            fd.rows = R;
+            fd.data = fb[0];
+            fd.scales = fb[1];
+            fd.biases = fb[2];
+            fd.name = fname;
+            st = mlxn_weight_create(&fd, fused);
+        }
+        /* the parts become views of the fused storage */
+        int64_t r0 = 0;
+        for (int i = 0; i < n && st == MLXN_OK; i++) {
+            const mlxn_weight_desc *di = mlxn_weight_get_desc(hw[i]);
+            mlxn_weight_desc pd = *di;
+            mlxn_buffer *v[3] = { 0 };
+            const mlxn_dtype t0 = d0->format == MLXN_WEIGHT_DENSE ? mlxn_buffer_dtype(d0->data) : MLXN_U8;
+            st = row_view(fb[0], r0, di->rows, part_row_bytes(d0, 0), t0, &v[0]);
+            if (st == MLXN_OK && nparts == 3) {
+                st = row_view(fb[1], r0, di->rows, part_row_bytes(d0, 1), mlxn_buffer_dtype(d0->scales), &v[1]);
+                if (st == MLXN_OK)
+                    st = row_view(fb[2], r0, di->rows, part_row_bytes(d0, 1), mlxn_buffer_dtype(d0->scales), &v[2]);
+            }
+            pd.data = v[0];
+            pd.scales = v[1];
+            pd.biases = v[2];
+            pd.name = names[i];
+            mlxn_weight *pw = NULL;
+            if (st == MLXN_OK) st = mlxn_weight_create(&pd, &pw);
+            for (int k = 0; k < 3; k++) mlxn_buffer_release(v[k]);
+            if (st == MLXN_OK) {
+                if (parts[i]) m->weight_bytes -= mlxn_weight_nbytes(parts[i]);
+                mlxn_weight_destroy(parts[i]);
+                parts[i] = pw;
+            }
+            r0 += di->rows;
+        }
+        if (st == MLXN_OK) m->weight_bytes += mlxn_weight_nbytes(*fused);
+        else {
+            mlxn_weight_destroy(*fused);
+            *fused = NULL;
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        mlxn_weight_destroy(hw[i]);
+        mlxn_buffer_release(fb[i]);
+    }
+    return st;
+}
+
+static mlxn_status fuse_layers(mlxn_model *m) {
+    mlxn_device *host = NULL;
+    mlxn_device_opts o = { 1, NULL };
+    MLXN_TRY(mlxn_device_open("cpu", &o, &host));
+    const mlxn_model_config *c = &m->cfg;
+    mlxn_status st = MLXN_OK;
+    char n0[160], n1[160], n2[160], fname[160];
+    for (int l = 0; l < c->n_layers && st == MLXN_OK; l++) {
+        mlxn_layer_weights *L = &m->layers[l];
+        layer_name(m, l, T_Q, n0, sizeof n0);
+        layer_name(m, l, T_K, n1, sizeof n1);
+        layer_name(m, l, T_V, n2, sizeof n2);
+        const char *qkv[3] = { n0, n1, n2 };
+        mlxn_weight *parts[3] = { L->wq, L->wk, L->wv };
+        snprintf(fname, sizeof fname, "layer %d q|k|v (fused)", l);
+        st = fuse_rows(m, host, qkv, 3, fname, &L->wqkv, parts);
+        L->wq = parts[0];
+        L->wk = parts[1];
+        L->wv = parts[2];
+        if (st == MLXN_OK && L->wqkv && L->q_bias) {
+            const int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+            int64_t shape[1] = { qd + 2 * kvd };
+            float *tmp = malloc((size_t)(qd + 2 * kvd) * sizeof(float));
+            if (!tmp) st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "fuse qkv bias");
+            if (st == MLXN_OK) st = mlxn_buffer_download(L->q_bias, 0, tmp, (size_t)qd * 4);
+            if (st == MLXN_OK) st = mlxn_buffer_download(L->k_bias, 0, tmp + qd, (size_t)kvd * 4);
+            if (st == MLXN_OK) st = mlxn_buffer_download(L->v_bias, 0, tmp + qd + kvd, (size_t)kvd * 4);
+            if (st == MLXN_OK) st = mlxn_buffer_alloc(m->dev, MLXN_F32, 1, shape, &L->qkv_bias);
+            if (st == MLXN_OK) st = mlxn_buffer_upload(L->qkv_bias, 0, tmp, (size_t)(qd + 2 * kvd) * 4);
+            free(tmp);
+        }
+        if (st != MLXN_OK) break;
+        layer_name(m, l, T_GATE, n0, sizeof n0);
+        layer_name(m, l, T_UP, n1, sizeof n1);
+        const char *gu[2] = { n0, n1 };
+        mlxn_weight *gparts[2] = { L->w_gate, L->w_up };
+        snprintf(fname, sizeof fname, "layer %d gate|up (fused)", l);
+        st = fuse_rows(m, host, gu, 2, fname, &L->wgu, gparts);
+        L->w_gate = gparts[0];
+        L->w_up = gparts[1];
+    }
+    mlxn_device_close(host);
+    return st;
+}
+
 mlxn_status mlxn_model_load(const char *path, mlxn_device *dev, const mlxn_model_load_opts *opts, mlxn_model **out) {
-    (void)opts;
     if (!path || !dev || !out) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "model_load: NULL argument");
     *out = NULL;
     mlxn_model *m = calloc(1, sizeof *m);
@@ -418,6 +591,9 @@ mlxn_status mlxn_model_load(const char *path, mlxn_device *dev, const mlxn_model
     }
     if (st == MLXN_OK && m->cfg.source == MLXN_SRC_GGUF) st = gguf_rope_freqs(m);
     if (st == MLXN_OK) st = load_weights(m);
+    int fuse = opts ? opts->fuse : -1;
+    if (fuse < 0) fuse = strcmp(mlxn_device_kind(dev), "cuda") == 0;
+    if (st == MLXN_OK && fuse) st = fuse_layers(m);
     if (st != MLXN_OK) {
         mlxn_model_free(m);
         return st;
@@ -446,6 +622,9 @@ void mlxn_model_free(mlxn_model *m) {
             mlxn_weight_destroy(L->w_gate);
             mlxn_weight_destroy(L->w_up);
             mlxn_weight_destroy(L->w_down);
+            mlxn_weight_destroy(L->wqkv);
+            mlxn_weight_destroy(L->wgu);
+            mlxn_buffer_release(L->qkv_bias);
         }
         free(m->layers);
     }

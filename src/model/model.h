@@ -75,6 +75,11 @@ typedef struct mlxn_layer_weights {
     mlxn_buffer *q_bias, *k_bias, *v_bias; /* [n_out] f32 (qwen2) or NULL */
     mlxn_weight *wq, *wk, *wv, *wo;        /* [Hq*D, d] [Hkv*D, d] [Hkv*D, d] [d, Hq*D] */
     mlxn_weight *w_gate, *w_up, *w_down;   /* [ff, d] [ff, d] [d, ff] */
+    /* Decode (one row) fusions, NULL when off or when the parts differ in
+     * format: wq/wk/wv (and w_gate/w_up) are then views into these. */
+    mlxn_weight *wqkv;                     /* [Hq*D + 2*Hkv*D, d] */
+    mlxn_weight *wgu;                      /* [2*ff, d] */
+    mlxn_buffer *qkv_bias;                 /* [Hq*D + 2*Hkv*D] (qwen2) or NULL */
 } mlxn_layer_weights;
 
 typedef struct mlxn_model {
@@ -91,7 +96,10 @@ typedef struct mlxn_model {
 } mlxn_model;
 
 typedef struct mlxn_model_load_opts {
-    int reserved; /* for future options (e.g. dtype of dense weights) */
+    /* Fuse q/k/v and gate/up into one matrix each for the one-row decode
+     * step (fewer, larger matmuls; the separate weights become views, so no
+     * extra memory on the device). -1 auto: on for CUDA; 0 off; 1 on. */
+    int fuse;
 } mlxn_model_load_opts;
 
 /* Open a .gguf file or an MLX directory and load all weights onto dev.

@@ -2,11 +2,13 @@
  * row broadcast of b [D]), scale, silu, gelu (erf/tanh), silu_mul, gelu_mul
  * and softcap. The element range is split across the thread pool; each chunk
  * is processed in blocks of BLK elements: f16/bf16 inputs are widened to f32
- * in a block buffer, the math runs in f32, and the result is rounded once to
- * the output dtype. f32 add/mul/scale/silu_mul have AVX2+FMA variants chosen
- * at run time (silu uses an AVX2 exp with ~1 ulp error); everything else is
- * scalar C that the compiler vectorizes where it can. */
+ * in a block buffer (cpu_convert.c), the math runs in f32, and the result is rounded once to
+ * the output dtype. All but the erf GELU have AVX2+FMA variants (on the f32
+ * blocks, so for every dtype) chosen at run time, built on a polynomial exp
+ * (~1 ulp) and a Cephes-style tanh (~2 ulp); the erf GELU and machines
+ * without AVX2 use the scalar libm loops. */
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_convert.h"
 
 #include <math.h>
 #include <string.h>
@@ -43,7 +45,7 @@ static inline float gelu_f(float x, int kind) {
  * pointer for f32. */
 static inline const float *load_block(const void *p, mlxn_dtype t, int64_t i0, int64_t n, float *buf) {
     if (t == MLXN_F32) return (const float *)p + i0;
-    for (int64_t i = 0; i < n; i++) buf[i] = mlxn_load_f(p, t, i0 + i);
+    mlxn_cpu_widen(p, t, i0, n, buf);
     return buf;
 }
 
@@ -69,11 +71,30 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
 }
 
+/* tanh for f32 lanes, as Cephes tanhf: an odd polynomial for |x| <= 0.625,
+ * else 1 - 2 / (exp(2|x|) + 1); the sign of x is applied last (~2 ulp). */
+__attribute__((target("avx2,fma"))) static inline __m256 tanh_avx2(__m256 x) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    __m256 z = _mm256_andnot_ps(signbit, x);
+    __m256 e = exp_avx2(_mm256_add_ps(z, z));
+    __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+    __m256 z2 = _mm256_mul_ps(z, z);
+    __m256 p = _mm256_set1_ps(-5.70498872745E-3f);
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(2.06390887954E-2f));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-5.37397155531E-2f));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(1.33314422036E-1f));
+    p = _mm256_fmadd_ps(p, z2, _mm256_set1_ps(-3.33332819422E-1f));
+    __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(p, z2), z, z);
+    __m256 r = _mm256_blendv_ps(small, big, _mm256_cmp_ps(z, _mm256_set1_ps(0.625f), _CMP_GT_OQ));
+    return _mm256_or_ps(r, _mm256_and_ps(signbit, x));
+}
+
 /* y[i] = f(a[i], b[i]) for f32, n elements; returns how many it handled (a multiple of 8). */
-__attribute__((target("avx2,fma"))) static int64_t ew_f32_avx2(int kind, const float *a, const float *b, float *y,
-                                                               int64_t n, float f) {
+__attribute__((target("avx2,fma"))) static int64_t ew_f32_avx2(int kind, int gelu_kind, const float *a, const float *b,
+                                                               float *y, int64_t n, float f) {
     int64_t i = 0;
     __m256 one = _mm256_set1_ps(1.0f), alpha = _mm256_set1_ps(f);
+    if ((kind == EW_GELU || kind == EW_GELU_MUL) && gelu_kind != MLXN_GELU_TANH) return 0; /* erf: scalar */
     for (; i + 8 <= n; i += 8) {
         __m256 x = _mm256_loadu_ps(a + i), r;
         switch (kind) {
@@ -87,6 +108,17 @@ __attribute__((target("avx2,fma"))) static int64_t ew_f32_avx2(int kind, const f
             if (kind == EW_SILU_MUL) r = _mm256_mul_ps(r, _mm256_loadu_ps(b + i));
             break;
         }
+        case EW_GELU:
+        case EW_GELU_MUL: {
+            /* 0.5x(1 + tanh(u)) = x * sigmoid(2u), u = sqrt(2/pi)(x + 0.044715x^3): no cancellation */
+            __m256 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
+            __m256 u2 = _mm256_mul_ps(_mm256_set1_ps(-2.0f * 0.7978845608028654f),
+                                      _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x3, x));
+            r = _mm256_div_ps(x, _mm256_add_ps(one, exp_avx2(u2)));
+            if (kind == EW_GELU_MUL) r = _mm256_mul_ps(r, _mm256_loadu_ps(b + i));
+            break;
+        }
+        case EW_SOFTCAP: r = _mm256_mul_ps(alpha, tanh_avx2(_mm256_div_ps(x, alpha))); break;
         default: return 0;
         }
         _mm256_storeu_ps(y + i, r);
@@ -111,7 +143,7 @@ static void ew_range(void *vctx, int64_t begin, int64_t end, int thread) {
         float *y = c->t == MLXN_F32 ? (float *)c->y + i0 : by;
         int64_t i = 0;
 #if defined(__x86_64__)
-        if (c->avx2) i = ew_f32_avx2(c->kind, a, b, y, n, c->f);
+        if (c->avx2) i = ew_f32_avx2(c->kind, c->gelu_kind, a, b, y, n, c->f);
 #endif
         switch (c->kind) {
         case EW_ADD: for (; i < n; i++) y[i] = a[i] + b[i]; break;
@@ -123,8 +155,7 @@ static void ew_range(void *vctx, int64_t begin, int64_t end, int thread) {
         case EW_GELU_MUL: for (; i < n; i++) y[i] = gelu_f(a[i], c->gelu_kind) * b[i]; break;
         case EW_SOFTCAP: for (; i < n; i++) y[i] = c->f * tanhf(a[i] / c->f); break;
         }
-        if (c->t != MLXN_F32)
-            for (int64_t j = 0; j < n; j++) mlxn_store_f(c->y, c->t, i0 + j, by[j]);
+        if (c->t != MLXN_F32) mlxn_cpu_narrow(by, c->y, c->t, i0, n);
     }
 }
 
@@ -139,7 +170,7 @@ static mlxn_status run_ew(mlxn_session *s, const mlxn_op *op, int kind) {
         c.bcast = c.nb != n;
     }
     const mlxn_cpu_device *dev = mlxn_cpu_sess_dev(s);
-    c.avx2 = c.t == MLXN_F32 && dev->feat.avx2 && dev->feat.fma;
+    c.avx2 = dev->feat.avx2 && dev->feat.fma; /* the math runs on f32 blocks for every dtype */
     mlxn_cpu_parallel_for(mlxn_cpu_sess_dev(s), n, 16384, ew_range, &c);
     return MLXN_OK;
 }

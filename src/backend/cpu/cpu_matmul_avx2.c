@@ -1,7 +1,7 @@
 /* cpu_matmul_avx2.c — AVX2/FMA/F16C kernels for the CPU matmul: activation
  * quantization to int8 blocks (per-block scale dx = max|x|/127, values
  * rounded to nearest even), integer block dot products for GGUF Q4_0, Q4_1,
- * Q8_0, Q4_K, Q6_K and MLX affine 4-bit and 8-bit weights (vpmaddubsw with
+ * Q8_0, Q4_K, Q5_K, Q6_K and MLX affine 4-bit and 8-bit weights (vpmaddubsw with
  * the unsigned weight codes against the signed activations, vpmaddwd to
  * int32, one f32 FMA per block/group), and f32 FMA dot products for dense
  * f32/f16/bf16 rows. Each kernel decodes a weight row once and applies it to
@@ -16,8 +16,12 @@
 #include <immintrin.h>
 #include <string.h>
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
+#endif
 
 #define AI static inline __attribute__((always_inline))
 #ifndef PF_DIST
@@ -379,20 +383,24 @@ AI void dot_mlx8(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, 
     for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]) + corr[r];
 }
 
-/* Q4_K: w = d*sc*q - dmin*m per sub-block of 32 (6-bit sc, m), centred as
- * d*sc*(q-8) + (8*d*sc - dmin*m) so the int8 error term is small. The 8
- * sub-block dots are reduced to one int32x8 and scaled by {d*sc_j*dx_j}. */
-AI void dot_q4_k(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, const int NR, float *out) {
+/* Q4_K (Q5 = 0) and Q5_K (Q5 = 1): w = d*sc*q - dmin*m per sub-block of 32
+ * (6-bit sc, m; q 4-bit, or 5-bit with the fifth bit from qh), centred as
+ * d*sc*(q-C) + (C*d*sc - dmin*m), C = 8 or 16, so the int8 error term is
+ * small. The 8 sub-block dots are reduced to one int32x8 and scaled by
+ * {d*sc_j*dx_j}. */
+AI void dot_qk45(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, const int NR, const int Q5, float *out) {
+    const int BB = Q5 ? 176 : 144, QS = Q5 ? 48 : 16;
     const uint8_t *wr = w->data + row * w->row_bytes;
     const int64_t nb = w->K / 256;
     const __m256i m4 = _mm256_set1_epi8(0x0F);
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256 eight = _mm256_set1_ps(8.0f);
+    const __m256 eight = _mm256_set1_ps(Q5 ? 16.0f : 8.0f); /* the centre C */
+    const __m256i m1 = _mm256_set1_epi8(1);
     __m256 acc[4];
     for (int r = 0; r < NR; r++) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *bp = wr + b * 144;
-        for (int l = 0; l < 144; l += 64) _mm_prefetch((const char *)(bp + PF_DIST + l), _MM_HINT_T0);
+        const uint8_t *bp = wr + b * BB;
+        for (int l = 0; l < BB; l += 64) _mm_prefetch((const char *)(bp + PF_DIST + l), _MM_HINT_T0);
         /* unpack the 12 scale bytes into 8 scales and 8 mins (as ggml does) */
         uint32_t u[4];
         memcpy(u, bp + 4, 12);
@@ -407,10 +415,15 @@ AI void dot_q4_k(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, 
         const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(f16_at(bp)), scv);
         const __m256 cs = _mm256_fnmadd_ps(_mm256_set1_ps(f16_at(bp + 2)), mnv, _mm256_mul_ps(eight, dsc));
         __m256i lo[4], hi[4];
+        const __m256i qhv = Q5 ? _mm256_loadu_si256((const __m256i *)(const void *)(bp + 16)) : _mm256_setzero_si256();
         for (int j = 0; j < 4; j++) {
-            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(bp + 16 + 32 * j));
+            __m256i v = _mm256_loadu_si256((const __m256i *)(const void *)(bp + QS + 32 * j));
             lo[j] = _mm256_and_si256(v, m4);
             hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            if (Q5) { /* fifth bit: bit 2j (first 32 values) and 2j+1 (next 32) of qh[l] */
+                lo[j] = _mm256_or_si256(lo[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 2 * j), m1), 4));
+                hi[j] = _mm256_or_si256(hi[j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qhv, 2 * j + 1), m1), 4));
+            }
         }
         for (int r = 0; r < NR; r++) {
             const int64_t m = m0 + r, xb = m * xq->nblk + b * 8;
@@ -490,13 +503,61 @@ AI void dot_q6_k(const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, 
     default: call(4); break;                     \
     }
 
+/* MLX affine 2/3/5/6-bit from unpacked codes (one byte per weight, natural
+ * order, q <= 63 so vpmaddubsw cannot saturate), centred at C = 2^(bits-1):
+ * w = s(q-C) + (b+Cs). */
+AI void dot_mlxb(const cpu_wdesc *w, int64_t row, const uint8_t *codes, const cpu_xq *xq, int64_t m0, const int NR,
+                 const int G, float C, float *out) {
+    const int64_t ng = w->K / G;
+    const uint8_t *sc = w->scales, *bi = w->biases;
+    const int64_t sbase = row * ng;
+    const mlxn_dtype sdt = w->sdt;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[4];
+    float corr[4];
+    for (int r = 0; r < NR; r++) { acc[r] = _mm256_setzero_ps(); corr[r] = 0.0f; }
+    for (int64_t g = 0; g < ng; g++) {
+        const float s = scale_at(sc, sdt, sbase + g), bb = scale_at(bi, sdt, sbase + g);
+        for (int c = 0; c < G / 32; c++) {
+            const int64_t blk = g * (G / 32) + c;
+            __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(codes + blk * 32));
+            for (int r = 0; r < NR; r++) {
+                const int64_t m = m0 + r, bi2 = m * xq->nblk + blk;
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(xq->q + m * xq->K + blk * 32));
+                __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xv), ones);
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(s * xq->d[bi2]), _mm256_cvtepi32_ps(p), acc[r]);
+                corr[r] += (bb + C * s) * xq->s[bi2] - C * s * xq->t[bi2];
+            }
+        }
+    }
+    for (int r = 0; r < NR; r++) out[r] = hsum8(acc[r]) + corr[r];
+}
+
+void mlxn_cpu_avx2_dot_codes(const cpu_wdesc *w, int64_t row, const uint8_t *codes, const cpu_xq *xq, int64_t m0, int nr,
+                             int bits, float *out) {
+    const float C = (float)(1 << (bits - 1));
+#define C_MB(n) dot_mlxb(w, row, codes, xq, m0, n, G_, C, out)
+    if (w->group == 32) {
+        enum { G_ = 32 };
+        NR_SWITCH(C_MB);
+    } else if (w->group == 64) {
+        enum { G_ = 64 };
+        NR_SWITCH(C_MB);
+    } else {
+        enum { G_ = 128 };
+        NR_SWITCH(C_MB);
+    }
+#undef C_MB
+}
+
 void mlxn_cpu_avx2_dot_q(cpu_qkind kind, const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, int nr,
                          float *out) {
     switch (kind) {
 #define C_Q40(n) dot_q32(w, row, xq, m0, n, 0, out)
 #define C_Q41(n) dot_q32(w, row, xq, m0, n, 1, out)
 #define C_Q80(n) dot_q32(w, row, xq, m0, n, 2, out)
-#define C_Q4K(n) dot_q4_k(w, row, xq, m0, n, out)
+#define C_Q4K(n) dot_qk45(w, row, xq, m0, n, 0, out)
+#define C_Q5K(n) dot_qk45(w, row, xq, m0, n, 1, out)
 #define C_Q6K(n) dot_q6_k(w, row, xq, m0, n, out)
 #define C_M4_32(n) dot_mlx4(w, row, xq, m0, n, 32, out)
 #define C_M4_64(n) dot_mlx4(w, row, xq, m0, n, 64, out)
@@ -508,6 +569,7 @@ void mlxn_cpu_avx2_dot_q(cpu_qkind kind, const cpu_wdesc *w, int64_t row, const 
     case CPU_Q_Q4_1: NR_SWITCH(C_Q41); break;
     case CPU_Q_Q8_0: NR_SWITCH(C_Q80); break;
     case CPU_Q_Q4_K: NR_SWITCH(C_Q4K); break;
+    case CPU_Q_Q5_K: NR_SWITCH(C_Q5K); break;
     case CPU_Q_Q6_K: NR_SWITCH(C_Q6K); break;
     case CPU_Q_MLX4:
         if (w->group == 32) { NR_SWITCH(C_M4_32); }
@@ -521,6 +583,51 @@ void mlxn_cpu_avx2_dot_q(cpu_qkind kind, const cpu_wdesc *w, int64_t row, const 
         break;
     default: break;
     }
+}
+
+/* ---------------------------------------------------------------- MLX 3/6-bit code unpacking */
+
+/* Unpack codes [j0, n) of an LSB-first bit stream p (bits 3 or 6) to bytes,
+ * 32 codes per step, never reading at or past p + n*bits/8; returns the
+ * number of codes done (a multiple of 32; the caller finishes the rest). */
+int64_t mlxn_cpu_avx2_unpack_codes(const uint8_t *p, int64_t n, int bits, uint8_t *q) {
+    const int64_t nbytes = n * bits / 8;
+    int64_t j = 0;
+    if (bits == 6) {
+        /* 4 codes per 3 bytes: each dword gets bytes [3i, 3i+1, 3i+2] = a 24-bit
+         * value v; the output dword is v&63 | (v>>6&63)<<8 | (v>>12&63)<<16 | (v>>18)<<24 */
+        const __m256i ctl = _mm256_setr_epi8(0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1,
+                                             0, 1, 2, -1, 3, 4, 5, -1, 6, 7, 8, -1, 9, 10, 11, -1);
+        const __m256i k0 = _mm256_set1_epi32(0x3F), k1 = _mm256_set1_epi32(0x3F00), k2 = _mm256_set1_epi32(0x3F0000),
+                      k3 = _mm256_set1_epi32(0x3F000000);
+        for (; j + 32 <= n && (j / 32) * 24 + 28 <= nbytes; j += 32) {
+            const uint8_t *src = p + (j / 32) * 24;
+            __m256i v = _mm256_loadu2_m128i((const __m128i *)(const void *)(src + 12), (const __m128i *)(const void *)src);
+            v = _mm256_shuffle_epi8(v, ctl);
+            __m256i o = _mm256_or_si256(_mm256_and_si256(v, k0), _mm256_and_si256(_mm256_slli_epi32(v, 2), k1));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi32(v, 4), k2));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi32(v, 6), k3));
+            _mm256_storeu_si256((__m256i *)(void *)(q + j), o);
+        }
+    } else if (bits == 3) {
+        /* 8 codes per 3 bytes: each qword gets bytes [3i, 3i+1, 3i+2]; output byte k = (v >> 3k) & 7 */
+        const __m256i ctl = _mm256_setr_epi8(0, 1, 2, -1, -1, -1, -1, -1, 3, 4, 5, -1, -1, -1, -1, -1,
+                                             6, 7, 8, -1, -1, -1, -1, -1, 9, 10, 11, -1, -1, -1, -1, -1);
+        for (; j + 32 <= n && (j / 32) * 12 + 16 <= nbytes; j += 32) {
+            const uint8_t *src = p + (j / 32) * 12;
+            __m256i v = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)src)), ctl);
+            __m256i o = _mm256_and_si256(v, _mm256_set1_epi64x(7));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi64(v, 5), _mm256_set1_epi64x(7ll << 8)));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi64(v, 10), _mm256_set1_epi64x(7ll << 16)));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi64(v, 15), _mm256_set1_epi64x(7ll << 24)));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi64(v, 20), _mm256_set1_epi64x(7ll << 32)));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi64(v, 25), _mm256_set1_epi64x(7ll << 40)));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi64(v, 30), _mm256_set1_epi64x(7ll << 48)));
+            o = _mm256_or_si256(o, _mm256_and_si256(_mm256_slli_epi64(v, 35), _mm256_set1_epi64x(7ll << 56)));
+            _mm256_storeu_si256((__m256i *)(void *)(q + j), o);
+        }
+    }
+    return j;
 }
 
 /* ---------------------------------------------------------------- dense */
@@ -556,6 +663,10 @@ void mlxn_cpu_avx2_dot_f32(const float *a, const float *x, int64_t K, int nr, fl
     NR_SWITCH(C_DF);
 }
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 #endif /* __x86_64__ */

@@ -6,6 +6,7 @@
  * threads, rows in order so a later row wins a shared ring slot) and
  * im2col_2d_3ch (patches split across threads). */
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_convert.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,17 +23,17 @@ typedef struct {
 static void cast_range(void *vctx, int64_t begin, int64_t end, int thread) {
     const cast_ctx *c = vctx;
     if (c->tx == MLXN_F32) {
-        const float *x = c->x;
-        if (c->ty == MLXN_F16) {
-            uint16_t *y = c->y;
-            for (int64_t i = begin; i < end; i++) y[i] = mlxn_f32_to_f16(x[i]);
-        } else {
-            uint16_t *y = c->y;
-            for (int64_t i = begin; i < end; i++) y[i] = mlxn_f32_to_bf16(x[i]);
+        mlxn_cpu_narrow((const float *)c->x + begin, c->y, c->ty, begin, end - begin);
+    } else if (c->ty == MLXN_F32) {
+        mlxn_cpu_widen(c->x, c->tx, begin, end - begin, (float *)c->y + begin);
+    } else { /* f16 <-> bf16 through an f32 block (exact widening, one rounding) */
+        float buf[512];
+        for (int64_t i = begin; i < end; i += 512) {
+            int64_t n = end - i < 512 ? end - i : 512;
+            mlxn_cpu_widen(c->x, c->tx, i, n, buf);
+            mlxn_cpu_narrow(buf, c->y, c->ty, i, n);
         }
-        return;
     }
-    for (int64_t i = begin; i < end; i++) mlxn_store_f(c->y, c->ty, i, mlxn_load_f(c->x, c->tx, i));
 }
 
 MLXN_CPU_OP(cast) {
@@ -83,10 +84,10 @@ typedef struct {
     float *vals;    /* [M, k] or NULL */
     int32_t *idx;   /* [M, k] */
     /* split mode (one row across threads): per-chunk lists */
-    int64_t row;
-    float *pv;      /* [threads, k] */
-    int32_t *pi;    /* [threads, k] */
-    int *pc;        /* [threads] */
+    int64_t row, nchunks;
+    float *pv;      /* [max(threads, nchunks), k]: per-thread rows, or per-chunk lists */
+    int32_t *pi;    /* [nchunks, k] */
+    int *pc;        /* [nchunks] */
 } topk_ctx;
 
 static void topk_rows(void *vctx, int64_t begin, int64_t end, int thread) {
@@ -101,20 +102,26 @@ static void topk_rows(void *vctx, int64_t begin, int64_t end, int thread) {
     }
 }
 
+/* Split mode: item i of [0, nchunks) takes columns [i*N/nchunks, (i+1)*N/nchunks)
+ * of row c->row and owns list i, independent of the pool's scheduling. */
 static void topk_split(void *vctx, int64_t begin, int64_t end, int thread) {
     const topk_ctx *c = vctx;
     const float *x = c->x + c->row * c->N;
-    float *tv = c->pv + (size_t)thread * (size_t)c->k;
-    int32_t *ti = c->pi + (size_t)thread * (size_t)c->k;
-    int cnt = 0;
-    for (int64_t j = begin; j < end; j++) topk_insert(tv, ti, &cnt, c->k, x[j], (int32_t)j);
-    c->pc[thread] = cnt;
+    for (int64_t i = begin; i < end; i++) {
+        float *tv = c->pv + (size_t)i * (size_t)c->k;
+        int32_t *ti = c->pi + (size_t)i * (size_t)c->k;
+        int cnt = 0;
+        for (int64_t j = i * c->N / c->nchunks; j < (i + 1) * c->N / c->nchunks; j++)
+            topk_insert(tv, ti, &cnt, c->k, x[j], (int32_t)j);
+        c->pc[i] = cnt;
+    }
 }
 
 static mlxn_status run_topk(mlxn_session *s, const float *x, int64_t M, int64_t N, int k, float *vals, int32_t *idx) {
     mlxn_cpu_device *dev = mlxn_cpu_sess_dev(s);
     int nt = dev->n_threads;
     topk_ctx c = {.x = x, .M = M, .N = N, .k = k, .vals = vals, .idx = idx};
+    c.nchunks = (N + 2047) / 2048 < nt ? (N + 2047) / 2048 : nt; /* <= nt: the buffers below serve both modes */
     c.pv = malloc((size_t)nt * (size_t)k * sizeof(float));
     c.pi = malloc((size_t)nt * (size_t)k * sizeof(int32_t));
     c.pc = calloc((size_t)nt, sizeof(int));
@@ -128,13 +135,12 @@ static mlxn_status run_topk(mlxn_session *s, const float *x, int64_t M, int64_t 
     } else {
         for (int64_t r = 0; r < M; r++) {
             c.row = r;
-            memset(c.pc, 0, (size_t)nt * sizeof(int));
-            mlxn_cpu_parallel_for(dev, N, 2048, topk_split, &c);
+            mlxn_cpu_parallel_for(dev, c.nchunks, 1, topk_split, &c);
             float *fv = malloc((size_t)k * sizeof(float));
             if (!fv) { free(c.pv); free(c.pi); free(c.pc); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "topk: out of host memory"); }
             int cnt = 0;
             int32_t *oi = idx + r * k;
-            for (int t = 0; t < nt; t++)
+            for (int64_t t = 0; t < c.nchunks; t++)
                 for (int j = 0; j < c.pc[t]; j++)
                     topk_insert(fv, oi, &cnt, k, c.pv[(size_t)t * k + j], c.pi[(size_t)t * k + j]);
             if (vals) memcpy(vals + r * k, fv, (size_t)k * sizeof(float));
@@ -211,12 +217,17 @@ static void kv_heads(void *vctx, int64_t begin, int64_t end, int thread) {
             int64_t si = (t * c->H + h) * c->D, ci = (h * c->C + slot) * c->D;
             if (c->ts == c->tc) {
                 memcpy((char *)c->cache + ci * ec, (const char *)c->src + si * es, (size_t)c->D * es);
-            } else if (c->ts == MLXN_F32 && c->tc == MLXN_F16) {
-                const float *x = (const float *)c->src + si;
-                uint16_t *y = (uint16_t *)c->cache + ci;
-                for (int64_t d = 0; d < c->D; d++) y[d] = mlxn_f32_to_f16(x[d]);
+            } else if (c->ts == MLXN_F32) {
+                mlxn_cpu_narrow((const float *)c->src + si, c->cache, c->tc, ci, c->D);
+            } else if (c->tc == MLXN_F32) {
+                mlxn_cpu_widen(c->src, c->ts, si, c->D, (float *)c->cache + ci);
             } else {
-                for (int64_t d = 0; d < c->D; d++) mlxn_store_f(c->cache, c->tc, ci + d, mlxn_load_f(c->src, c->ts, si + d));
+                float buf[512];
+                for (int64_t d = 0; d < c->D; d += 512) {
+                    int64_t n = c->D - d < 512 ? c->D - d : 512;
+                    mlxn_cpu_widen(c->src, c->ts, si + d, n, buf);
+                    mlxn_cpu_narrow(buf, c->cache, c->tc, ci + d, n);
+                }
             }
         }
 }

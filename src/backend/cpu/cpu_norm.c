@@ -5,6 +5,7 @@
  * once to the dtype. f32 sum-of-squares and the scaling pass have AVX2+FMA
  * variants selected at run time. */
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_convert.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -22,7 +23,7 @@ typedef struct {
     const void *x, *r;   /* r: residual (N_RMS_RES) */
     const float *w, *b;  /* widened weight/bias [D] or NULL */
     void *sum, *y;
-    float *scratch;      /* [threads, D] when t != f32 */
+    float *scratch;      /* [threads, 2, D] when t != f32 */
     double eps;
     int avx2;
 } norm_ctx;
@@ -100,7 +101,7 @@ static void norm_rows(void *vctx, int64_t begin, int64_t end, int thread) {
     const norm_ctx *c = vctx;
     int64_t D = c->D;
     int f32 = c->t == MLXN_F32;
-    float *tmp = f32 ? NULL : c->scratch + (size_t)thread * (size_t)D;
+    float *tmp = f32 ? NULL : c->scratch + (size_t)thread * (size_t)(2 * D), *tmp2 = f32 ? NULL : tmp + D;
     for (int64_t r = begin; r < end; r++) {
         int64_t o = r * D;
         const float *x;
@@ -112,17 +113,17 @@ static void norm_rows(void *vctx, int64_t begin, int64_t end, int thread) {
                 for (int64_t j = 0; j < D; j++) sm[j] = a[j] + b[j];
                 x = sm;
             } else {
-                for (int64_t j = 0; j < D; j++) {
-                    float v = mlxn_load_f(c->x, c->t, o + j) + mlxn_load_f(c->r, c->t, o + j);
-                    mlxn_store_f(c->sum, c->t, o + j, v);
-                    tmp[j] = mlxn_load_f(c->sum, c->t, o + j);
-                }
+                mlxn_cpu_widen(c->x, c->t, o, D, tmp);
+                mlxn_cpu_widen(c->r, c->t, o, D, tmp2);
+                for (int64_t j = 0; j < D; j++) tmp[j] += tmp2[j];
+                mlxn_cpu_narrow(tmp, c->sum, c->t, o, D);
+                mlxn_cpu_widen(c->sum, c->t, o, D, tmp); /* the rounded sum */
                 x = tmp;
             }
         } else if (f32) {
             x = (const float *)c->x + o;
         } else {
-            for (int64_t j = 0; j < D; j++) tmp[j] = mlxn_load_f(c->x, c->t, o + j);
+            mlxn_cpu_widen(c->x, c->t, o, D, tmp);
             x = tmp;
         }
         float *y = f32 ? (float *)c->y + o : tmp; /* in place over the scratch row for half types */
@@ -159,8 +160,7 @@ static void norm_rows(void *vctx, int64_t begin, int64_t end, int thread) {
             break;
         }
         }
-        if (!f32)
-            for (int64_t j = 0; j < D; j++) mlxn_store_f(c->y, c->t, o + j, y[j]);
+        if (!f32) mlxn_cpu_narrow(y, c->y, c->t, o, D);
     }
 }
 
@@ -172,7 +172,7 @@ static mlxn_status widen_vec(const mlxn_buffer *v, int64_t D, const float **out,
     if (v->dtype == MLXN_F32) { *out = mlxn_buf_ptr(v); return MLXN_OK; }
     float *w = malloc((size_t)D * sizeof *w);
     if (!w) return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "cpu norm: out of host memory");
-    for (int64_t j = 0; j < D; j++) w[j] = mlxn_load_f(mlxn_buf_ptr(v), v->dtype, j);
+    mlxn_cpu_widen(mlxn_buf_ptr(v), v->dtype, 0, D, w);
     *out = w;
     *owned = w;
     return MLXN_OK;
@@ -201,7 +201,7 @@ static mlxn_status run_norm(mlxn_session *s, const mlxn_op *op, int kind) {
     mlxn_status st = widen_vec(wb, D, &c.w, &ow);
     if (st == MLXN_OK) st = widen_vec(bb, D, &c.b, &ob);
     if (st == MLXN_OK && c.t != MLXN_F32) {
-        c.scratch = malloc((size_t)dev->n_threads * (size_t)D * sizeof(float));
+        c.scratch = malloc((size_t)dev->n_threads * (size_t)(2 * D) * sizeof(float));
         if (!c.scratch) st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "%s: out of host memory for scratch rows",
                                             mlxn_op_name(op->kind));
     }

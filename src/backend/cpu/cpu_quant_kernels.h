@@ -23,7 +23,9 @@ typedef enum cpu_qkind {
     CPU_Q_MLX4,   /* MLX affine 4-bit: x permuted to [evens | odds] per 32 (group 32) or 64 (else) chunk */
     CPU_Q_MLX8,
     CPU_Q_Q4_K,
+    CPU_Q_Q5_K,
     CPU_Q_Q6_K,   /* needs bs (sums per 16) */
+    CPU_Q_MLXB,   /* MLX affine 2/3/5/6-bit: rows unpacked to byte codes first (mlxn_cpu_avx2_dot_codes) */
 } cpu_qkind;
 
 /* Quantized activations for M rows. Row m: q + m*K, d/s/t + m*nblk,
@@ -54,6 +56,13 @@ int mlxn_cpu_avx2_quantize_x(cpu_qkind kind, const float *x /* [M, K], any align
 /* y[r*ys] for r in [0, nr) (nr <= 4) = dot of weight row `row` with x rows m0..m0+nr-1. */
 void mlxn_cpu_avx2_dot_q(cpu_qkind kind, const cpu_wdesc *w, int64_t row, const cpu_xq *xq, int64_t m0, int nr,
                          float *out /* [nr] */);
+/* MLX affine 2/3/5/6-bit: codes [K] = the unpacked codes of weight row `row`. */
+void mlxn_cpu_avx2_dot_codes(const cpu_wdesc *w, int64_t row, const uint8_t *codes, const cpu_xq *xq, int64_t m0, int nr,
+                             int bits, float *out);
+/* Unpack the first codes of an LSB-first stream (bits 3 or 6; else none) to
+ * bytes without reading past p + n*bits/8; returns how many were done
+ * (a multiple of 32); the caller unpacks the rest. */
+int64_t mlxn_cpu_avx2_unpack_codes(const uint8_t *p, int64_t n, int bits, uint8_t *q);
 /* Dense rows: out[r] = dot(w row, x row m0+r), w dtype f32/f16/bf16; x rows are f32 with stride K. */
 void mlxn_cpu_avx2_dot_dense(mlxn_dtype wt, const uint8_t *wrow, const float *x, int64_t K, int nr, float *out);
 /* out[r] = dot(a, x row r) in f32 (a, x aligned or not). */

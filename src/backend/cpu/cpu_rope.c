@@ -6,6 +6,7 @@
  * adjacent pairs (2i, 2i+1) or half-split pairs (i, i + rot/2). Dims past
  * rot_dims are copied. */
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_convert.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,7 +47,7 @@ static void rope_range(void *vctx, int64_t begin, int64_t end, int thread) {
             x = (const float *)c->x + base;
             y = (float *)c->y + base;
         } else {
-            for (int64_t j = 0; j < D; j++) row[j] = mlxn_load_f(c->x, c->t, base + j);
+            mlxn_cpu_widen(c->x, c->t, base, D, row);
             x = row;
             y = row;
         }
@@ -66,7 +67,7 @@ static void rope_range(void *vctx, int64_t begin, int64_t end, int thread) {
         if (c->t == MLXN_F32) {
             if (y != x) for (int64_t j = 2 * half; j < D; j++) y[j] = x[j];
         } else {
-            for (int64_t j = 0; j < D; j++) mlxn_store_f(c->y, c->t, base + j, row[j]);
+            mlxn_cpu_narrow(row, c->y, c->t, base, D);
         }
     }
 }

@@ -3,9 +3,9 @@
  * per row: max of z = scale*x + mask, y = exp(z - max) with the sum (f32
  * lanes folded into a double every 1024 elements), y *= 1/sum. With enough
  * rows the rows are split across the thread pool; a few long rows (vocab
- * logits) are instead split by columns, each pass a parallel_for whose
- * per-chunk maxima and sums are combined in chunk order (deterministic for a
- * fixed thread count). AVX2+FMA variants (polynomial exp, ~1 ulp) are chosen
+ * logits) are instead split into column chunks (one per thread), each pass a
+ * parallel_for over the chunks whose maxima and sums are combined in chunk
+ * order (deterministic for a fixed thread count). AVX2+FMA variants (polynomial exp, ~1 ulp) are chosen
  * at run time. A row whose every logit is -inf (fully masked) yields zeros.
  * y may alias x. */
 #include "backend/cpu/cpu_backend.h"
@@ -121,8 +121,9 @@ typedef struct {
     /* column-split mode: the row being processed and per-chunk results */
     int64_t row;
     float row_max, row_inv;
-    float *cmax;   /* [threads] */
-    double *csum;  /* [threads] */
+    int64_t nchunks;
+    float *cmax;   /* [nchunks] */
+    double *csum;  /* [nchunks] */
 } sm_ctx;
 
 static float pass_max(const sm_ctx *c, const float *x, const float *m, int64_t n) {
@@ -164,20 +165,38 @@ static void sm_rows(void *vctx, int64_t begin, int64_t end, int thread) {
     }
 }
 
-/* Column-split passes over row c->row. */
-static void cs_max(void *vctx, int64_t b, int64_t e, int thread) {
+/* Column-split passes over row c->row: item i of [0, nchunks) covers columns
+ * [i*N/nchunks, (i+1)*N/nchunks) and owns slot i of cmax/csum, so the result
+ * does not depend on how the pool schedules the items. */
+static void chunk_cols(const sm_ctx *c, int64_t i, int64_t *b, int64_t *e) {
+    *b = i * c->N / c->nchunks;
+    *e = (i + 1) * c->N / c->nchunks;
+}
+static void cs_max(void *vctx, int64_t begin, int64_t end, int thread) {
     sm_ctx *c = vctx;
     const float *m = row_mask(c, c->row);
-    c->cmax[thread] = pass_max(c, c->x + c->row * c->N + b, m ? m + b : NULL, e - b);
+    for (int64_t i = begin; i < end; i++) {
+        int64_t b, e;
+        chunk_cols(c, i, &b, &e);
+        c->cmax[i] = pass_max(c, c->x + c->row * c->N + b, m ? m + b : NULL, e - b);
+    }
 }
-static void cs_exp(void *vctx, int64_t b, int64_t e, int thread) {
+static void cs_exp(void *vctx, int64_t begin, int64_t end, int thread) {
     sm_ctx *c = vctx;
     const float *m = row_mask(c, c->row);
-    c->csum[thread] = pass_exp(c, c->x + c->row * c->N + b, m ? m + b : NULL, c->row_max, c->y + c->row * c->N + b, e - b);
+    for (int64_t i = begin; i < end; i++) {
+        int64_t b, e;
+        chunk_cols(c, i, &b, &e);
+        c->csum[i] = pass_exp(c, c->x + c->row * c->N + b, m ? m + b : NULL, c->row_max, c->y + c->row * c->N + b, e - b);
+    }
 }
-static void cs_mul(void *vctx, int64_t b, int64_t e, int thread) {
+static void cs_mul(void *vctx, int64_t begin, int64_t end, int thread) {
     sm_ctx *c = vctx;
-    pass_mul(c, c->y + c->row * c->N + b, c->row_inv, e - b);
+    for (int64_t i = begin; i < end; i++) {
+        int64_t b, e;
+        chunk_cols(c, i, &b, &e);
+        pass_mul(c, c->y + c->row * c->N + b, c->row_inv, e - b);
+    }
 }
 
 MLXN_CPU_OP(softmax) {
@@ -195,31 +214,30 @@ MLXN_CPU_OP(softmax) {
         mlxn_cpu_parallel_for(dev, M, (16384 + N - 1) / N, sm_rows, &c);
         return MLXN_OK;
     }
-    c.cmax = malloc((size_t)nt * sizeof *c.cmax);
-    c.csum = malloc((size_t)nt * sizeof *c.csum);
+    c.nchunks = (N + 4095) / 4096 < nt ? (N + 4095) / 4096 : nt;
+    c.cmax = malloc((size_t)c.nchunks * sizeof *c.cmax);
+    c.csum = malloc((size_t)c.nchunks * sizeof *c.csum);
     if (!c.cmax || !c.csum) {
         free(c.cmax);
         free(c.csum);
         return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "softmax: out of host memory");
     }
-    const int64_t grain = 4096; /* chunk i runs on thread i; unused slots keep -inf / 0 */
     for (int64_t r = 0; r < M; r++) {
         c.row = r;
-        for (int i = 0; i < nt; i++) { c.cmax[i] = -INFINITY; c.csum[i] = 0; }
-        mlxn_cpu_parallel_for(dev, N, grain, cs_max, &c);
+        mlxn_cpu_parallel_for(dev, c.nchunks, 1, cs_max, &c);
         float mx = -INFINITY;
-        for (int i = 0; i < nt; i++) mx = c.cmax[i] > mx ? c.cmax[i] : mx;
+        for (int64_t i = 0; i < c.nchunks; i++) mx = c.cmax[i] > mx ? c.cmax[i] : mx;
         if (mx == -INFINITY) {
             float *y = c.y + r * N;
             for (int64_t j = 0; j < N; j++) y[j] = 0.0f;
             continue;
         }
         c.row_max = mx;
-        mlxn_cpu_parallel_for(dev, N, grain, cs_exp, &c);
+        mlxn_cpu_parallel_for(dev, c.nchunks, 1, cs_exp, &c);
         double sum = 0;
-        for (int i = 0; i < nt; i++) sum += c.csum[i];
+        for (int64_t i = 0; i < c.nchunks; i++) sum += c.csum[i];
         c.row_inv = (float)(1.0 / sum);
-        mlxn_cpu_parallel_for(dev, N, grain, cs_mul, &c);
+        mlxn_cpu_parallel_for(dev, c.nchunks, 1, cs_mul, &c);
     }
     free(c.cmax);
     free(c.csum);

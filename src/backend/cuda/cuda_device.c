@@ -208,12 +208,23 @@ static void cuda_close(mlxn_device *d) {
 
 /* ---------------------------------------------------------------- sessions */
 
-static mlxn_status alloc_counters(mlxn_cuda_dev *cd, CUdeviceptr *out) {
-    size_t bytes = (size_t)MLXN_CUDA_COUNTERS * 4;
-    CUresult r = cd->cu->cuMemAlloc(out, bytes);
-    if (r == CUDA_SUCCESS) r = cd->cu->cuMemsetD8(*out, 0, bytes);
-    if (r == CUDA_SUCCESS) r = cd->cu->cuStreamSynchronize(NULL);
-    return r == CUDA_SUCCESS ? MLXN_OK : mlxn_cuda_error(cd->cu, r, "session: counters");
+/* Zeroed u32 counters for kernels that count finished blocks (attention), made
+ * on first use: the zeroing is enqueued on the session stream, so inside a
+ * capture it becomes part of the graph and every replay starts from zero. */
+mlxn_status mlxn_cuda_counters(mlxn_session *s, CUdeviceptr *out) {
+    mlxn_cuda_sess *ss = s->impl;
+    const mlxn_cuda_api *cu = ss->dev->cu;
+    if (!ss->counters) {
+        CUresult r = cu->cuMemAlloc(&ss->counters, (size_t)MLXN_CUDA_COUNTERS * 4);
+        if (r != CUDA_SUCCESS) {
+            ss->counters = 0;
+            return mlxn_cuda_error(cu, r, "counters: cuMemAlloc");
+        }
+        r = cu->cuMemsetD32Async(ss->counters, 0, MLXN_CUDA_COUNTERS, ss->stream);
+        if (r != CUDA_SUCCESS) return mlxn_cuda_error(cu, r, "counters: cuMemsetD32Async");
+    }
+    *out = ss->counters;
+    return MLXN_OK;
 }
 
 static mlxn_status cuda_session_begin(mlxn_session *s) {
@@ -239,13 +250,6 @@ static mlxn_status cuda_session_begin(mlxn_session *s) {
     }
     ss->err_host = h;
     *ss->err_host = 0;
-    mlxn_status st = alloc_counters(cd, &ss->counters);
-    if (st != MLXN_OK) {
-        cu->cuMemFreeHost(h);
-        cu->cuStreamDestroy(ss->stream);
-        free(ss);
-        return st;
-    }
     s->impl = ss;
     return MLXN_OK;
 }
@@ -377,8 +381,8 @@ static mlxn_status cuda_graph_end(mlxn_session *s, void **graph_impl) {
     cg->scratch = ss->scratch;
     memcpy(cg->old_scratch, ss->old_scratch, sizeof cg->old_scratch);
     cg->n_old = ss->n_old_scratch;
-    cg->counters = ss->counters;
-    if (alloc_counters(cd, &ss->counters) != MLXN_OK) ss->counters = 0; /* ops needing them will fail */
+    cg->counters = ss->counters; /* the graph's kernels use these; the session makes new ones when needed */
+    ss->counters = 0;
     ss->scratch = 0;
     ss->scratch_bytes = 0;
     ss->n_old_scratch = 0;

@@ -213,7 +213,7 @@ typedef struct mlxn_cuda_sess {
     CUdeviceptr old_scratch[40]; /* outgrown blocks, still referenced by a capture in progress */
     int n_old_scratch;
     int capturing;
-    CUdeviceptr counters; /* MLXN_CUDA_COUNTERS zeroed u32s; kernels that use one leave it zero */
+    CUdeviceptr counters; /* MLXN_CUDA_COUNTERS zeroed u32s (lazy); kernels that use one leave it zero */
 } mlxn_cuda_sess;
 
 #define MLXN_CUDA_COUNTERS (1u << 20)
@@ -233,6 +233,8 @@ mlxn_status mlxn_cuda_get_function(mlxn_cuda_dev *d, const char *source, const c
 /* Launch helper: resolve + launch on the session's stream. */
 mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *name, unsigned gx, unsigned gy,
                              unsigned gz, unsigned bx, unsigned smem, void **args);
+/* The session's zeroed block counters (MLXN_CUDA_COUNTERS u32s), made on first use. */
+mlxn_status mlxn_cuda_counters(mlxn_session *s, CUdeviceptr *out);
 /* Scratch of at least `bytes` for one op (valid until the next op of the
  * session that asks for scratch; blocks are never freed while the session lives). */
 mlxn_status mlxn_cuda_scratch(mlxn_session *s, size_t bytes, CUdeviceptr *out);

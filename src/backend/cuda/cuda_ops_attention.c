@@ -1,7 +1,7 @@
 /* cuda_ops_attention.c — launcher for attention (kernels/attention.cu): picks
  * the kernel instance (cache dtype, head-dim bound 64/128/256, GQA group
  * 1/2/4/8 per block), sizes the split-K grid from the cache capacity C and
- * the number of (query row, KV head) pairs so that ~4 blocks per SM are
+ * the number of (query row, KV head) pairs so that ~2 blocks of 8 warps per SM are
  * launched, and lays out the per-split partials in session scratch. The grid
  * never depends on positions (they are read on the device), so a captured
  * graph replays for every decode step. */
@@ -47,26 +47,27 @@ mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     int gi = gb == 1 ? 0 : gb == 2 ? 1 : gb == 4 ? 2 : 3;
     const char *kname = names[di][dmi][gi];
 
-    /* split count: ~4 blocks per SM, chunks of at least 256 keys */
+    /* split count: ~2 blocks (of 8 warps) per SM; chunks are whole tiles of 256
+     * keys; at most 256 splits (the combine step's limit) */
     int64_t pairs = (int64_t)T * Hkv * hgroups;
     if (pairs > MLXN_CUDA_COUNTERS)
         return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "attention (cuda): %lld (row, head) pairs exceed %u",
                               (long long)pairs, MLXN_CUDA_COUNTERS);
-    int64_t want = ((int64_t)cd->sm_count * 4 + pairs - 1) / pairs;
-    int64_t max_split = (C + 255) / 256;
+    int64_t want = ((int64_t)cd->sm_count * 2 + pairs - 1) / pairs;
     int64_t nsplit = want < 1 ? 1 : want;
-    if (nsplit > max_split) nsplit = max_split;
     int64_t chunk = (C + nsplit - 1) / nsplit;
-    chunk = (chunk + 127) / 128 * 128;
+    if (chunk < (C + 255) / 256) chunk = (C + 255) / 256;
+    chunk = (chunk + 255) / 256 * 256;
     nsplit = (C + chunk - 1) / chunk;
-    if (nsplit > 65535) return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "attention (cuda): too many splits");
+    if (nsplit > 256) return mlxn_set_error(MLXN_ERR_INTERNAL, "attention (cuda): %lld splits", (long long)nsplit);
 
     size_t part_floats = (size_t)T * Hq * nsplit * (size_t)D;
     size_t ml_floats = (size_t)T * Hq * nsplit * 2;
     size_t bytes = 256 + (part_floats + ml_floats) * 4;
     CUdeviceptr scr;
     MLXN_TRY(mlxn_cuda_scratch(s, bytes, &scr));
-    if (!ss->counters) return mlxn_set_error(MLXN_ERR_DEVICE, "attention (cuda): session has no counter memory");
+    CUdeviceptr counters;
+    MLXN_TRY(mlxn_cuda_counters(s, &counters));
 
     attn_args a = {0};
     a.q = mlxn_cuda_addr(q);
@@ -77,7 +78,7 @@ mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     a.maxpos = scr;
     a.part_ml = scr + 256;
     a.part = a.part_ml + ml_floats * 4;
-    a.counters = ss->counters;
+    a.counters = counters;
     a.C = C;
     a.kv_len = p->kv_len;
     a.T = T;
@@ -101,6 +102,6 @@ mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     void *pargs[] = {&posp, &T, &kvl, &CC, &ring, &mp, &err};
     MLXN_TRY(mlxn_cuda_launch(s, "attention.cu", "attn_prep", 1, 1, 1, 256, 0, pargs));
     void *args[] = {&a};
-    return mlxn_cuda_launch(s, "attention.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups), (unsigned)T, 128,
+    return mlxn_cuda_launch(s, "attention.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups), (unsigned)T, 256,
                             0, args);
 }

@@ -1,7 +1,7 @@
 /* cuda_ops_gemm.c — large-M matmul (prefill): the weight is dequantized to
  * bf16 and x cast to bf16 in session scratch, then cuBLASLt (opened with
  * dlopen, optional: without it this path is skipped) multiplies them on the
- * tensor cores with f32 accumulation and f32 output. Used for M >= 64 and the
+ * tensor cores with f32 accumulation and f32 output. Used for M >= 8 and the
  * formats whose accuracy contract allows bf16 operands (MLX affine 4/8-bit,
  * GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q6_K: NMSE <= 1e-4, the same contract as the
  * CPU's int8 activation path); dense and the other quantized formats keep
@@ -38,7 +38,7 @@ typedef struct {
 #define CUBLAS_OP_N 0
 #define CUBLAS_OP_T 1
 #define LT_WORKSPACE ((size_t)32 << 20)
-#define GEMM_MIN_M 64
+#define GEMM_MIN_M 8
 
 static struct {
     void *lib;

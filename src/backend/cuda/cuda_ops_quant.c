@@ -43,10 +43,10 @@ static mlxn_status make_wparams(const char *opname, const mlxn_weight *w, wparam
     return MLXN_OK;
 }
 
-static unsigned grid_cap(mlxn_session *s, int64_t n, unsigned block) {
-    int64_t g = (n + block - 1) / block, cap = (int64_t)mlxn_cuda_dev_of(s)->sm_count * 16;
-    if (g > cap) g = cap;
-    return (unsigned)(g < 1 ? 1 : g);
+/* dequant_rows_kernel: a block per row, grid-stride over rows */
+static unsigned grid_rows(mlxn_session *s, int64_t rows) {
+    int64_t cap = (int64_t)mlxn_cuda_dev_of(s)->sm_count * 16;
+    return (unsigned)(rows > cap ? cap : rows < 1 ? 1 : rows);
 }
 
 mlxn_status mlxn_cuda_op_embedding(mlxn_session *s, const mlxn_op *op) {
@@ -58,7 +58,7 @@ mlxn_status mlxn_cuda_op_embedding(mlxn_session *s, const mlxn_op *op) {
     int ydt = (int)op->out[0]->dtype;
     CUdeviceptr err = mlxn_cuda_sess_of(s)->err_word;
     void *args[] = {&p, &ids, &nrows, &N, &y, &ydt, &err};
-    return mlxn_cuda_launch(s, "quant.cu", "dequant_rows_kernel", grid_cap(s, (int64_t)nrows * p.K, 256), 1, 1, 256,
+    return mlxn_cuda_launch(s, "quant.cu", "dequant_rows_kernel", grid_rows(s, nrows), 1, 1, 256,
                             0, args);
 }
 
@@ -71,7 +71,7 @@ mlxn_status mlxn_cuda_op_dequantize(mlxn_session *s, const mlxn_op *op) {
     int nrows = (int)N;
     int ydt = (int)op->out[0]->dtype;
     void *args[] = {&p, &ids, &nrows, &N, &y, &ydt, &err};
-    return mlxn_cuda_launch(s, "quant.cu", "dequant_rows_kernel", grid_cap(s, N * p.K, 256), 1, 1, 256, 0, args);
+    return mlxn_cuda_launch(s, "quant.cu", "dequant_rows_kernel", grid_rows(s, N), 1, 1, 256, 0, args);
 }
 
 /* fast paths, cuda_ops_matvec.c */

@@ -262,7 +262,7 @@ mlxn_status mlxn_cuda_get_function(mlxn_cuda_dev *d, const char *source, const c
     for (unsigned probe = 0; probe < MLXN_CUDA_FN_SLOTS; probe++) {
         mlxn_cuda_fn_entry *e = &r->fns[(slot + probe) % MLXN_CUDA_FN_SLOTS];
         if (!e->name) {
-            CUmodule m;
+            CUmodule m = NULL;
             mlxn_status st = load_module(d, source, &m);
             if (st == MLXN_OK) {
                 CUfunction fn;

@@ -184,8 +184,9 @@ MLXN_REF_OP(l2_norm) {
 
 /* ---------------------------------------------------------------- rope */
 
-/* Inverse frequency of pair i (0 <= i < rot/2) after scaling, in double;
- * positions are additionally divided by `pos_div` (linear scaling). */
+/* Inverse frequency of pair i (0 <= i < rot/2), in double: theta^(-2i/rot),
+ * then Llama-3 frequency-dependent scaling (as Hugging Face's
+ * _compute_llama3_parameters). Linear scaling divides positions instead. */
 static double rope_inv_freq(const mlxn_rope_params *p, int i) {
     double inv = pow((double)p->theta, -2.0 * i / (double)p->rot_dims);
     if (p->scaling == MLXN_ROPE_SCALING_LLAMA3) {

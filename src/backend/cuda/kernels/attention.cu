@@ -2,7 +2,7 @@
 // ("flash decoding"): attn_prep finds the newest position (read from device
 // memory, so a captured graph replays with new positions); each attn_* block
 // takes one query row t, one KV head and a group of G query heads sharing it
-// (GQA), walks one chunk of the cache in tiles of 128 keys (scores in shared
+// (GQA), walks one chunk of the cache in tiles of 256 keys (8 warps) (scores in shared
 // memory, block-wide running max, V accumulated per lane), and writes a
 // partial (max, sum, acc[D]); the last block of a (t, KV head) to finish
 // combines the partials into out (a counter in device memory, reset by that
@@ -11,8 +11,8 @@
 // bound DMAX (64/128/256; lane owns DMAX/32 dims) and G (1/2/4/8).
 #include "common.cu"
 
-#define TILE 128
-#define NWARP 4
+#define TILE 256 // keys per tile; also the most splits the combine step handles
+#define NWARP 8
 
 struct AttnArgs {
     const float *q;      // [T, Hq, D]
@@ -109,7 +109,7 @@ __device__ void attn_body(const AttnArgs &a) {
     const int EPL = DMAX / 32;
     __shared__ float s_sc[G][TILE];
     __shared__ float s_red[NWARP][G];
-    __shared__ float s_acc[NWARP][G][DMAX];
+    __shared__ float s_acc[NWARP / 2][G][DMAX];
     __shared__ int s_last;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int split = blockIdx.x;
@@ -268,21 +268,35 @@ __device__ void attn_body(const AttnArgs &a) {
         for (int g = 0; g < G; g++) l_run[g] += lsum[g]; // per-warp partial sums (combined below)
         __syncthreads(); // s_sc reused by the next tile
     }
-    // combine the warps: every warp used the same running max
+    // combine the warps (every warp used the same running max): the upper half
+    // stores, the lower half adds, then the NWARP/2 slots are summed
+    const int HW = NWARP / 2;
+    if (warp >= HW) {
 #pragma unroll
-    for (int g = 0; g < G; g++) {
+        for (int g = 0; g < G; g++)
 #pragma unroll
-        for (int e = 0; e < EPL; e++) s_acc[warp][g][d0 + e < DMAX ? d0 + e : 0] = acc[g][e];
+            for (int e = 0; e < EPL; e++)
+                if (d0 + e < DMAX) s_acc[warp - HW][g][d0 + e] = acc[g][e];
+    }
+#pragma unroll
+    for (int g = 0; g < G; g++)
         if (lane == 0) s_red[warp][g] = l_run[g];
+    __syncthreads();
+    if (warp < HW) {
+#pragma unroll
+        for (int g = 0; g < G; g++)
+#pragma unroll
+            for (int e = 0; e < EPL; e++)
+                if (d0 + e < DMAX) s_acc[warp][g][d0 + e] += acc[g][e];
     }
     __syncthreads();
     const i64 pbase = ((i64)t * a.Hq + h0) * a.nsplit + split; // + g * nsplit
     for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
         int g = i / a.D, d = i % a.D;
-        float s = 0.0f;
+        float sacc = 0.0f;
 #pragma unroll
-        for (int w = 0; w < NWARP; w++) s += s_acc[w][g][d];
-        a.part[(pbase + (i64)g * a.nsplit) * a.D + d] = s;
+        for (int w = 0; w < HW; w++) sacc += s_acc[w][g][d];
+        a.part[(pbase + (i64)g * a.nsplit) * a.D + d] = sacc;
     }
     if (threadIdx.x < G) {
         int g = threadIdx.x;
@@ -292,7 +306,7 @@ __device__ void attn_body(const AttnArgs &a) {
         a.part_ml[(pbase + (i64)g * a.nsplit) * 2] = (c0 <= c1) ? m_run[g] : NEG_INF;
         a.part_ml[(pbase + (i64)g * a.nsplit) * 2 + 1] = l;
     }
-    // last block for this (t, kvh, hg) reduces all splits
+    // the last block for this (t, kvh, hg) combines all splits
     __threadfence();
     __syncthreads();
     unsigned *ctr = a.counters + ((i64)t * a.Hkv + kvh) * hgroups + hg;
@@ -300,28 +314,43 @@ __device__ void attn_body(const AttnArgs &a) {
     __syncthreads();
     if (!s_last) return;
     __threadfence();
-    for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
-        int g = i / a.D, d = i % a.D;
-        i64 b = ((i64)t * a.Hq + h0 + g) * a.nsplit;
-        float M = NEG_INF;
-        for (int sp = 0; sp < a.nsplit; sp++) M = fmaxf(M, __ldcg(&a.part_ml[(b + sp) * 2]));
-        float num = 0.0f, den = 0.0f;
-        if (M != NEG_INF) {
-            for (int sp = 0; sp < a.nsplit; sp++) {
-                float m = __ldcg(&a.part_ml[(b + sp) * 2]);
-                if (m == NEG_INF) continue;
-                float w = expf(m - M);
-                den += w * __ldcg(&a.part_ml[(b + sp) * 2 + 1]);
-                num += w * __ldcg(&a.part[(b + sp) * a.D + d]);
-            }
+    // split weights w_s = exp(m_s - M) into s_sc[g][s] (nsplit <= TILE), den per head
+    __shared__ float s_den[G];
+    for (int g = 0; g < G; g++) {
+        const i64 b = ((i64)t * a.Hq + h0 + g) * a.nsplit;
+        float m = NEG_INF, l = 0.0f;
+        if ((int)threadIdx.x < a.nsplit) {
+            m = __ldcg(&a.part_ml[(b + threadIdx.x) * 2]);
+            l = __ldcg(&a.part_ml[(b + threadIdx.x) * 2 + 1]);
         }
+        float M = block_max(m, &s_red[0][0]);
+        float wgt = (m == NEG_INF || M == NEG_INF) ? 0.0f : expf(m - M);
+        if ((int)threadIdx.x < a.nsplit) s_sc[g][threadIdx.x] = wgt;
+        float den = block_sum(wgt * l, &s_red[0][0]);
+        if (threadIdx.x == 0) s_den[g] = den;
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
+        const int g = i / a.D, d = i % a.D;
+        const i64 b = ((i64)t * a.Hq + h0 + g) * a.nsplit;
+        float num = 0.0f;
+        int sp = 0;
+        for (; sp + 8 <= a.nsplit; sp += 8) {
+            float v[8];
+#pragma unroll
+            for (int u = 0; u < 8; u++) v[u] = __ldcg(&a.part[(b + sp + u) * a.D + d]);
+#pragma unroll
+            for (int u = 0; u < 8; u++) num += s_sc[g][sp + u] * v[u];
+        }
+        for (; sp < a.nsplit; sp++) num += s_sc[g][sp] * __ldcg(&a.part[(b + sp) * a.D + d]);
+        const float den = s_den[g];
         a.out[((i64)t * a.Hq + h0 + g) * a.D + d] = den > 0.0f ? num / den : 0.0f;
     }
     if (threadIdx.x == 0) *ctr = 0u; // ready for the next launch / graph replay
 }
 
 #define ATTN_INST(NAME, DT, DMAX, G) \
-    extern "C" __global__ void __launch_bounds__(128, (DMAX) == 256 ? 2 : ((G) == 2 || (G) == 8) ? 3 : 4) NAME(AttnArgs a) { attn_body<DT, DMAX, G>(a); }
+    extern "C" __global__ void __launch_bounds__(256, ((DMAX) == 256 || (G) == 8) ? 1 : 2) NAME(AttnArgs a) { attn_body<DT, DMAX, G>(a); }
 
 #define ATTN_INST_G(PFX, DT, DMAX)          \
     ATTN_INST(PFX##_g1, DT, DMAX, 1)        \

@@ -35,15 +35,30 @@ __device__ __forceinline__ u16 f2bf(float f) {
     return (u16)(u >> 16);
 }
 
+// Bit-exact twins of the host conversions (core/dtype.c): the hardware
+// conversions agree for every finite value and infinity but canonicalise NaN,
+// while the host keeps sign and payload; data-movement ops (cast, kv_append,
+// embedding) must be byte-identical, so NaNs take the host's path.
+__device__ __forceinline__ float h2f_exact(u16 h) {
+    if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu))
+        return __uint_as_float(((u32)(h & 0x8000u) << 16) | 0x7f800000u | ((u32)(h & 0x3ffu) << 13));
+    return h2f(h);
+}
+__device__ __forceinline__ u16 f2h_exact(float f) {
+    u32 x = __float_as_uint(f), absx = x & 0x7fffffffu;
+    if (absx > 0x7f800000u) return (u16)(((x >> 16) & 0x8000u) | 0x7e00u | ((absx >> 13) & 0x3ffu));
+    return f2h(f);
+}
+
 // load element i of a buffer of dtype dt as f32
 __device__ __forceinline__ float ldf(const void *p, int dt, i64 i) {
     if (dt == DT_F32) return ((const float *)p)[i];
-    if (dt == DT_F16) return h2f(((const u16 *)p)[i]);
+    if (dt == DT_F16) return h2f_exact(((const u16 *)p)[i]);
     return bf2f(((const u16 *)p)[i]);
 }
 __device__ __forceinline__ void stf(void *p, int dt, i64 i, float v) {
     if (dt == DT_F32) ((float *)p)[i] = v;
-    else if (dt == DT_F16) ((u16 *)p)[i] = f2h(v);
+    else if (dt == DT_F16) ((u16 *)p)[i] = f2h_exact(v);
     else ((u16 *)p)[i] = f2bf(v);
 }
 
@@ -99,14 +114,14 @@ __device__ __forceinline__ float block_max(float v, float *sh) {
 // 16-byte read-only load that bypasses L1 allocation (streamed weights)
 __device__ __forceinline__ uint4 ldg_stream(const void *p) {
     uint4 r;
-    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                  : "l"(p));
     return r;
 }
 __device__ __forceinline__ uint2 ldg_stream8(const void *p) {
     uint2 r;
-    asm volatile("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+    asm("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
     return r;
 }
 

@@ -53,10 +53,21 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
 
-    for (i64 c = lane; c < nchunks; c += 32) {
+    const int UNR = 4; // chunks per lane whose loads are issued together
+    for (i64 c0 = lane; c0 < nchunks; c0 += 32 * UNR) {
+        uint4 qb[UNR][RW];
+#pragma unroll
+        for (int u = 0; u < UNR; u++)
+#pragma unroll
+            for (int r = 0; r < RW; r++)
+                if (c0 + 32 * u < nchunks) qb[u][r] = ldg_stream(w.data + rows[r] * w.row_bytes + (c0 + 32 * u) * 16);
+#pragma unroll
+    for (int u = 0; u < UNR; u++) {
+        const i64 c = c0 + 32 * u;
+        if (c >= nchunks) break;
         uint4 q[RW];
 #pragma unroll
-        for (int r = 0; r < RW; r++) q[r] = ldg_stream(w.data + rows[r] * w.row_bytes + c * 16);
+        for (int r = 0; r < RW; r++) q[r] = qb[u][r];
         const i64 k0 = c * VALS;
         const i64 g = k0 / w.group;
         float sc[RW], bi[RW];
@@ -112,6 +123,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
             for (int r = 0; r < RW; r++) acc[r][m] += sc[r] * dot[r] + bi[r] * sx;
         }
     }
+    }
     mv_store<RW, MT>(acc, y, n0, m0, M, N);
 }
 
@@ -134,6 +146,7 @@ __device__ void mv_dense_body(const WP &w, const float *x, float *y, int M, i64 
     i64 rows[RW];
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
+#pragma unroll 4
     for (i64 c = lane; c < nchunks; c += 32) {
         float wv[RW][VALS];
 #pragma unroll
@@ -203,15 +216,31 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     i64 rows[RW];
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
-    for (i64 b = lane; b < nblk; b += 32) {
+    const int UNR = TYPE == GG_Q4_0 ? 4 : 2, NW = TYPE == GG_Q4_0 ? 4 : 8;
+    for (i64 b0 = lane; b0 < nblk; b0 += 32 * UNR) {
+        u16 db[UNR][RW];
+        u32 qwb[UNR][RW][NW];
+#pragma unroll
+        for (int u = 0; u < UNR; u++)
+#pragma unroll
+            for (int r = 0; r < RW; r++)
+                if (b0 + 32 * u < nblk) {
+                    const u8 *bp = w.data + rows[r] * w.row_bytes + (b0 + 32 * u) * BS;
+                    db[u][r] = __ldg((const u16 *)bp);
+#pragma unroll
+                    for (int i = 0; i < NW; i++) qwb[u][r][i] = ld_u32_2a(bp + 2 + 4 * i);
+                }
+#pragma unroll
+    for (int u = 0; u < UNR; u++) {
+        const i64 b = b0 + 32 * u;
+        if (b >= nblk) break;
         float dsc[RW];
-        u32 qw[RW][TYPE == GG_Q4_0 ? 4 : 8];
+        u32 qw[RW][NW];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
-            const u8 *bp = w.data + rows[r] * w.row_bytes + b * BS;
-            dsc[r] = h2f(__ldg((const u16 *)bp));
+            dsc[r] = h2f(db[u][r]);
 #pragma unroll
-            for (int i = 0; i < (TYPE == GG_Q4_0 ? 4 : 8); i++) qw[r][i] = ld_u32_2a(bp + 2 + 4 * i);
+            for (int i = 0; i < NW; i++) qw[r][i] = qwb[u][r][i];
         }
         const i64 k0 = b * 32;
 #pragma unroll
@@ -265,6 +294,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             }
         }
     }
+    }
     mv_store<RW, MT>(acc, y, n0, m0, M, N);
 }
 
@@ -286,18 +316,36 @@ __device__ void mv_q4k_body(const WP &w, const float *x, float *y, int M, i64 N)
     i64 rows[RW];
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
-    for (i64 ch = lane; ch < nch; ch += 32) {
+    const int UNR = 2;
+    for (i64 ch0 = lane; ch0 < nch; ch0 += 32 * UNR) {
+        uint4 qab[UNR][RW], qbb[UNR][RW];
+        uint4 hdr[UNR][RW]; // d, dmin, scales[12]: the block's first 16 bytes
+#pragma unroll
+        for (int u = 0; u < UNR; u++)
+#pragma unroll
+            for (int r = 0; r < RW; r++) {
+                const i64 chu = ch0 + 32 * u;
+                if (chu < nch) {
+                    const u8 *bp = w.data + rows[r] * w.row_bytes + (chu >> 2) * 144;
+                    const int cu = (int)(chu & 3);
+                    qab[u][r] = ldg_stream(bp + 16 + 32 * cu);
+                    qbb[u][r] = ldg_stream(bp + 32 + 32 * cu);
+                    hdr[u][r] = __ldg((const uint4 *)bp);
+                }
+            }
+#pragma unroll
+    for (int u = 0; u < UNR; u++) {
+        const i64 ch = ch0 + 32 * u;
+        if (ch >= nch) break;
         const i64 blk = ch >> 2;
         const int c = (int)(ch & 3);
         uint4 qa[RW], qb[RW];
         float d1[RW], m1[RW], d2[RW], m2[RW];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
-            const u8 *bp = w.data + rows[r] * w.row_bytes + blk * 144;
-            qa[r] = ldg_stream(bp + 16 + 32 * c);
-            qb[r] = ldg_stream(bp + 32 + 32 * c);
-            u32 dd = __ldg((const u32 *)bp);
-            u32 s0 = __ldg((const u32 *)(bp + 4)), s1 = __ldg((const u32 *)(bp + 8)), s2 = __ldg((const u32 *)(bp + 12));
+            qa[r] = qab[u][r];
+            qb[r] = qbb[u][r];
+            u32 dd = hdr[u][r].x, s0 = hdr[u][r].y, s1 = hdr[u][r].z, s2 = hdr[u][r].w;
             u8 sc[12];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
@@ -359,6 +407,7 @@ __device__ void mv_q4k_body(const WP &w, const float *x, float *y, int M, i64 N)
                 acc[r][m] += d1[r] * dl[r] - m1[r] * sxl + d2[r] * dh[r] - m2[r] * sxh;
         }
     }
+    }
     mv_store<RW, MT>(acc, y, n0, m0, M, N);
 }
 
@@ -382,6 +431,7 @@ __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N)
     i64 rows[RW];
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
+#pragma unroll 4
     for (i64 u = lane; u < nu; u += 32) {
         const i64 blk = u >> 3;
         const int nh = (int)((u >> 2) & 1), lg = (int)(u & 3); // l in [8*lg, 8*lg+8)

@@ -41,29 +41,29 @@ __device__ __forceinline__ void k4_scale_min(int j, const u8 *q, int &sc, int &m
 }
 
 // W[n, k] as f32
-__device__ float wp_get(const WP &w, i64 n, i64 k) {
+__device__ float wp_get(const WP &w, i64 n, int k) {
     const u8 *row = w.data + n * w.row_bytes;
     if (w.fmt == FMT_DENSE) return ldf(w.data, w.ddt, n * w.K + k);
     if (w.fmt == FMT_MLX) {
-        i64 bit = k * w.bits;
+        int bit = k * w.bits;
         const u8 *p = row + (bit >> 3);
-        int sh = (int)(bit & 7);
+        int sh = bit & 7;
         u32 v = p[0];
         if (sh + w.bits > 8) v |= (u32)p[1] << 8;
         u32 q = (v >> sh) & ((1u << w.bits) - 1u);
-        i64 g = n * (w.K / w.group) + k / w.group;
+        i64 g = n * (i64)((int)w.K / w.group) + k / w.group;
         return __fadd_rn(__fmul_rn(ldf(w.scales, w.sdt, g), (float)q), ldf(w.biases, w.sdt, g));
     }
     switch (w.gtype) {
     case GG_Q4_0: {
         const u8 *b = row + (k / 32) * 18;
-        int j = (int)(k % 32);
+        int j = k % 32;
         int q = j < 16 ? (b[2 + j] & 15) : (b[2 + j - 16] >> 4);
         return ld_h_unaligned(b) * (float)(q - 8);
     }
     case GG_Q4_1: {
         const u8 *b = row + (k / 32) * 20;
-        int j = (int)(k % 32);
+        int j = k % 32;
         int q = j < 16 ? (b[4 + j] & 15) : (b[4 + j - 16] >> 4);
         return __fadd_rn(__fmul_rn((float)q, ld_h_unaligned(b)), ld_h_unaligned(b + 2));
     }
@@ -71,7 +71,7 @@ __device__ float wp_get(const WP &w, i64 n, i64 k) {
     case GG_Q5_1: {
         int bs = w.gtype == GG_Q5_0 ? 22 : 24, o = w.gtype == GG_Q5_0 ? 2 : 4;
         const u8 *b = row + (k / 32) * bs;
-        int j = (int)(k % 32);
+        int j = k % 32;
         u32 qh = (u32)b[o] | ((u32)b[o + 1] << 8) | ((u32)b[o + 2] << 16) | ((u32)b[o + 3] << 24);
         int q = j < 16 ? (b[o + 4 + j] & 15) : (b[o + 4 + j - 16] >> 4);
         q |= (int)((qh >> j) & 1u) << 4;
@@ -84,7 +84,7 @@ __device__ float wp_get(const WP &w, i64 n, i64 k) {
     }
     case GG_Q4_K: {
         const u8 *b = row + (k / 256) * 144;
-        int j = (int)(k % 256), c = j / 64, within = j % 64, l = within % 32;
+        int j = k % 256, c = j / 64, within = j % 64, l = within % 32;
         int sb = 2 * c + (within >= 32);
         int sc, mn;
         k4_scale_min(sb, b + 4, sc, mn);
@@ -95,7 +95,7 @@ __device__ float wp_get(const WP &w, i64 n, i64 k) {
     }
     case GG_Q5_K: {
         const u8 *b = row + (k / 256) * 176;
-        int j = (int)(k % 256), c = j / 64, within = j % 64, l = within % 32;
+        int j = k % 256, c = j / 64, within = j % 64, l = within % 32;
         int sb = 2 * c + (within >= 32);
         int sc, mn;
         k4_scale_min(sb, b + 4, sc, mn);
@@ -107,7 +107,7 @@ __device__ float wp_get(const WP &w, i64 n, i64 k) {
     }
     default: { // GG_Q6_K
         const u8 *b = row + (k / 256) * 210;
-        int j = (int)(k % 256), nh = j / 128, w128 = j % 128, l = w128 % 32, qd = w128 / 32;
+        int j = k % 256, nh = j / 128, w128 = j % 128, l = w128 % 32, qd = w128 / 32;
         const u8 *ql = b + nh * 64, *qh = b + 128 + nh * 32;
         const i8 *sc = (const i8 *)(b + 192) + nh * 8;
         int lo = (qd & 1) ? ql[l + 32] : ql[l];
@@ -119,21 +119,35 @@ __device__ float wp_get(const WP &w, i64 n, i64 k) {
     }
 }
 
-// y [nrows, K] (ydt) = rows ids[r] (or r when ids == NULL) of W, dequantized.
-// An id outside [0, N) zeroes its row and raises flag 1 in *err.
+// y [nrows, K] (ydt) = rows ids[r] (or r when ids == NULL) of W, dequantized:
+// a block per row (grid-stride over rows), threads across the row; MLX 4/8-bit
+// rows decode a 32-bit word (8 or 4 values) per thread. An id outside [0, N)
+// zeroes its row and raises flag 1 in *err.
 extern "C" __global__ void dequant_rows_kernel(WP w, const int *ids, int nrows, i64 N, void *y, int ydt,
                                                unsigned *err) {
-    i64 total = (i64)nrows * w.K;
-    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
-        i64 r = g / w.K, k = g % w.K;
-        i64 n = ids ? (i64)ids[r] : r;
-        float v = 0.0f;
-        if (n < 0 || n >= N) {
-            if (k == 0 && err) atomicOr(err, 1u);
+    const int K = (int)w.K;
+    const bool mlx_words = w.fmt == FMT_MLX && (w.bits == 4 || w.bits == 8) &&
+                           (((unsigned long long)w.data) & 3ull) == 0 && (w.row_bytes & 3) == 0;
+    for (int r = blockIdx.x; r < nrows; r += gridDim.x) {
+        const i64 n = ids ? (i64)ids[r] : (i64)r;
+        const bool bad = n < 0 || n >= N;
+        if (bad && threadIdx.x == 0 && err) atomicOr(err, 1u);
+        const i64 base = (i64)r * K;
+        if (!bad && mlx_words) {
+            const int vpw = 32 / w.bits, nwords = K / vpw, gpr = K / w.group;
+            const u32 mask = (1u << w.bits) - 1u;
+            const u32 *row = (const u32 *)(w.data + n * w.row_bytes);
+            for (int wi = threadIdx.x; wi < nwords; wi += blockDim.x) {
+                const u32 u = row[wi];
+                const int k0 = wi * vpw;
+                const i64 g = n * gpr + k0 / w.group;
+                const float sc = ldf(w.scales, w.sdt, g), bi = ldf(w.biases, w.sdt, g);
+                for (int e = 0; e < vpw; e++)
+                    stf(y, ydt, base + k0 + e, __fadd_rn(__fmul_rn(sc, (float)((u >> (e * w.bits)) & mask)), bi));
+            }
         } else {
-            v = wp_get(w, n, k);
+            for (int k = threadIdx.x; k < K; k += blockDim.x) stf(y, ydt, base + k, bad ? 0.0f : wp_get(w, n, k));
         }
-        stf(y, ydt, g, v);
     }
 }
 
@@ -148,7 +162,7 @@ extern "C" __global__ void matmul_generic_kernel(WP w, const float *x, float *y,
     float acc[MT];
 #pragma unroll
     for (int i = 0; i < MT; i++) acc[i] = 0.0f;
-    for (i64 k = lane; k < w.K; k += 32) {
+    for (int k = lane; k < (int)w.K; k += 32) {
         float wv = wp_get(w, n, k);
 #pragma unroll
         for (int i = 0; i < MT; i++)
