@@ -592,7 +592,7 @@ mlxn_status mlxn_model_load(const char *path, mlxn_device *dev, const mlxn_model
     if (st == MLXN_OK && m->cfg.source == MLXN_SRC_GGUF) st = gguf_rope_freqs(m);
     if (st == MLXN_OK) st = load_weights(m);
     int fuse = opts ? opts->fuse : -1;
-    if (fuse < 0) fuse = strcmp(mlxn_device_kind(dev), "cuda") == 0;
+    if (fuse < 0) fuse = strcmp(mlxn_device_kind(dev), "ref") != 0; /* the oracle stays plain */
     if (st == MLXN_OK && fuse) st = fuse_layers(m);
     if (st != MLXN_OK) {
         mlxn_model_free(m);

@@ -98,7 +98,9 @@ typedef struct mlxn_model {
 typedef struct mlxn_model_load_opts {
     /* Fuse q/k/v and gate/up into one matrix each for the one-row decode
      * step (fewer, larger matmuls; the separate weights become views, so no
-     * extra memory on the device). -1 auto: on for CUDA; 0 off; 1 on. */
+     * extra memory on the device; on the CPU the fused rows are copied out
+     * of the file mapping). -1 auto: on except on the "ref" device (measured
+     * on the 2-core CPU: SmolLM2 decode 14.3 -> 12.4 ms/token); 0 off; 1 on. */
     int fuse;
 } mlxn_model_load_opts;
 

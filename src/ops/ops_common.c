@@ -143,17 +143,3 @@ mlxn_status mlxn_opv_alias(const char *op, const char *nout, const mlxn_buffer *
                           nin, out->offset, out->offset + mlxn_buffer_nbytes(out), in->offset,
                           in->offset + mlxn_buffer_nbytes(in), allow_exact ? "; only exact aliasing is allowed" : "");
 }
-
-/* Link anchor. The backend tables (ref_device.c, cpu_device.c) reference op
- * entry points weakly, and a linker does not pull an archive member in for a
- * weak reference alone: linked against libmlxn.a, a program would see every
- * op as unsupported. This table references the op implementations of the
- * files owned by the op catalog strongly from here (every op call links this
- * file), so they are always linked in. */
-#include "backend/cpu/cpu_backend.h"
-#include "backend/ref/ref_backend.h"
-typedef mlxn_status (*mlxn_anchor_fn)(mlxn_session *, const mlxn_op *);
-__attribute__((used)) const mlxn_anchor_fn mlxn_ops_link_anchor[] = {
-    mlxn_ref_add, mlxn_ref_attention, mlxn_cpu_add, mlxn_cpu_rms_norm, mlxn_cpu_rope,
-    mlxn_cpu_softmax, mlxn_cpu_attention, mlxn_cpu_cast,
-};

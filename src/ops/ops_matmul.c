@@ -80,14 +80,3 @@ mlxn_status mlxn_dequantize(mlxn_session *s, const mlxn_weight *w, mlxn_buffer *
     mlxn_op o = {.kind = MLXN_OP_DEQUANTIZE, .w = w, .out = {y}};
     return mlxn_dispatch(s, &o);
 }
-
-/* Link anchor (see ops_common.c): the backend tables reference op entry
- * points weakly, and a static link does not pull an archive member in for a
- * weak reference, so reference the weight ops' implementations strongly from
- * here (linked whenever mlxn_matmul/embedding/dequantize are). */
-#include "backend/cpu/cpu_backend.h"
-#include "backend/ref/ref_backend.h"
-typedef mlxn_status (*mlxn_wanchor_fn)(mlxn_session *, const mlxn_op *);
-__attribute__((used)) const mlxn_wanchor_fn mlxn_weight_ops_link_anchor[] = {
-    mlxn_ref_matmul, mlxn_ref_embedding, mlxn_ref_dequantize, mlxn_cpu_matmul, mlxn_cpu_embedding, mlxn_cpu_dequantize,
-};

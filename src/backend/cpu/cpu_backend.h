@@ -34,8 +34,7 @@ void mlxn_cpu_parallel_for(mlxn_cpu_device *dev, int64_t n, int64_t grain, mlxn_
 /* Detected once per process. */
 const mlxn_cpu_features *mlxn_cpu_detect_features(void);
 
-/* Per-op entry points (declared weak in cpu_device.c: a missing one makes
- * the op unsupported on the CPU rather than a link error). */
+/* Per-op entry points, listed in cpu_device.c's backend table. */
 #define MLXN_CPU_OP(name) mlxn_status mlxn_cpu_##name(mlxn_session *s, const mlxn_op *op)
 MLXN_CPU_OP(add); MLXN_CPU_OP(mul); MLXN_CPU_OP(scale); MLXN_CPU_OP(silu); MLXN_CPU_OP(gelu);
 MLXN_CPU_OP(silu_mul); MLXN_CPU_OP(gelu_mul); MLXN_CPU_OP(softcap); MLXN_CPU_OP(cast);

@@ -1,8 +1,7 @@
 /* cpu_device.c — the CPU backend's device: host memory (64-byte aligned),
  * run-time SIMD feature detection, the persistent thread pool behind
- * mlxn_cpu_parallel_for, and the backend table. Op entry points are weak
- * references: an op whose implementation is not linked in reports
- * MLXN_ERR_UNSUPPORTED instead of failing the link. */
+ * mlxn_cpu_parallel_for, and the backend table. A NULL table entry
+ * would mean unsupported; the CPU implements every op. */
 #include "backend/cpu/cpu_backend.h"
 
 #include <pthread.h>
@@ -193,12 +192,6 @@ mlxn_status mlxn_host_fill(mlxn_device *d, void *dst, uint8_t byte, size_t bytes
 }
 
 /* ---------------------------------------------------------------- device */
-
-#define WEAK_OP(name) extern MLXN_CPU_OP(name) __attribute__((weak));
-WEAK_OP(add) WEAK_OP(mul) WEAK_OP(scale) WEAK_OP(silu) WEAK_OP(gelu) WEAK_OP(silu_mul) WEAK_OP(gelu_mul)
-WEAK_OP(softcap) WEAK_OP(cast) WEAK_OP(rms_norm) WEAK_OP(rms_norm_residual) WEAK_OP(layer_norm) WEAK_OP(l2_norm)
-WEAK_OP(rope) WEAK_OP(softmax) WEAK_OP(argmax) WEAK_OP(topk) WEAK_OP(embedding) WEAK_OP(matmul)
-WEAK_OP(dequantize) WEAK_OP(attention) WEAK_OP(kv_append) WEAK_OP(im2col_2d_3ch)
 
 static void cpu_close(mlxn_device *d) {
     mlxn_cpu_device *c = d->impl;

@@ -1,6 +1,5 @@
 /* ref_device.c — the "ref" device: host memory and the naive reference op
- * table (ref_*.c). Single-threaded; sessions run ops eagerly. Op entry points
- * are weak references, so a missing reference op reports unsupported. */
+ * table (ref_*.c). Single-threaded; sessions run ops eagerly. */
 #include "backend/ref/ref_backend.h"
 
 #include <stdio.h>
@@ -9,12 +8,6 @@ mlxn_status mlxn_host_alloc(mlxn_device *d, size_t bytes, void **ptr);
 void mlxn_host_free(mlxn_device *d, void *ptr);
 mlxn_status mlxn_host_copy(mlxn_device *d, void *dst, const void *src, size_t bytes);
 mlxn_status mlxn_host_fill(mlxn_device *d, void *dst, uint8_t byte, size_t bytes);
-
-#define WEAK_OP(name) extern MLXN_REF_OP(name) __attribute__((weak));
-WEAK_OP(add) WEAK_OP(mul) WEAK_OP(scale) WEAK_OP(silu) WEAK_OP(gelu) WEAK_OP(silu_mul) WEAK_OP(gelu_mul)
-WEAK_OP(softcap) WEAK_OP(cast) WEAK_OP(rms_norm) WEAK_OP(rms_norm_residual) WEAK_OP(layer_norm) WEAK_OP(l2_norm)
-WEAK_OP(rope) WEAK_OP(softmax) WEAK_OP(argmax) WEAK_OP(topk) WEAK_OP(embedding) WEAK_OP(matmul)
-WEAK_OP(dequantize) WEAK_OP(attention) WEAK_OP(kv_append) WEAK_OP(im2col_2d_3ch)
 
 static const mlxn_backend_ops ref_ops = {
     .name = "ref",
