@@ -14,7 +14,6 @@
  * DRAM-bound figure; the default (R = 1) reuses one W like ggml's harness.
  * Usage: bench_cpu_ops [--threads N] [--quick] [--only NAME] [--rotate R] */
 #include "mlxn.h"
-#include "backend/cpu/cpu_backend.h"
 
 #include <immintrin.h>
 #include <pthread.h>
@@ -57,10 +56,6 @@ static void fill_bytes(uint8_t *p, size_t n) {
     for (; i + 8 <= n; i += 8) { uint64_t v = rng(); memcpy(p + i, &v, 8); }
     for (; i < n; i++) p[i] = (uint8_t)rng();
 }
-
-/* The CPU backend finds op entry points through weak references, which do not
- * pull members out of the static library: reference them strongly. */
-void *volatile g_force_link[] = {(void *)mlxn_cpu_matmul};
 
 /* ---------------------------------------------------------------- memory bandwidth */
 

@@ -10,6 +10,7 @@
  * all MLX affine widths) are held to NMSE <= 1e-4 vs the f64 reference; every other path
  * (dense, dequantize-then-dot) to 1e-10. Part 3 checks bad arguments. */
 #include "testutil.h"
+#include "backend/cpu/cpu_backend.h" /* mlxn_cpu_detect_features */
 
 #include <math.h>
 #include <stdlib.h>
@@ -17,13 +18,6 @@
 
 static mlxn_device *g_cpu, *g_ref;
 
-/* The backends pick op entry points up through weak references, which do not
- * pull members out of a static library: reference them strongly here so this
- * test links the implementations under test (see the report to the lead). */
-#include "backend/cpu/cpu_backend.h"
-#include "backend/ref/ref_backend.h"
-void *volatile g_force_link[] = {(void *)mlxn_cpu_matmul, (void *)mlxn_cpu_embedding, (void *)mlxn_cpu_dequantize,
-                                 (void *)mlxn_ref_matmul, (void *)mlxn_ref_embedding, (void *)mlxn_ref_dequantize};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -467,6 +461,40 @@ static void test_matmul_large(void) {
     }
 }
 
+/* MLXN_CPU_EXACT_MATMUL=1 switches the CPU to f32 activations: then it
+ * matches the f64 reference to f32 rounding for an int8-path format. */
+static void test_matmul_exact_env(void) {
+    wspec sp;
+    memset(&sp, 0, sizeof sp);
+    snprintf(sp.name, sizeof sp.name, "mlx_b4_g64_f16");
+    sp.fmt = MLXN_WEIGHT_MLX_AFFINE; sp.bits = 4; sp.group = 64; sp.dt = MLXN_F16; sp.K = 256;
+    const int64_t N = 5, M = 3, K = 256;
+    t_rng r;
+    t_rng_seed(&r, 4242);
+    wbytes wb;
+    make_weight_bytes(&sp, N, &r, &wb);
+    mlxn_buffer *h1, *h2;
+    mlxn_weight *wc = make_weight(g_cpu, &sp, N, &wb, 0, &h1), *wr = make_weight(g_ref, &sp, N, &wb, 0, &h2);
+    float x[3 * 256];
+    for (int i = 0; i < M * K; i++) x[i] = t_rng_normal(&r);
+    if (wc && wr) {
+        float *yr = run_matmul(g_ref, wr, x, M, K, N);
+        float *yq = run_matmul(g_cpu, wc, x, M, K, N);
+        setenv("MLXN_CPU_EXACT_MATMUL", "1", 1);
+        float *ye = run_matmul(g_cpu, wc, x, M, K, N);
+        unsetenv("MLXN_CPU_EXACT_MATMUL");
+        t_check_nmse("exact-activation cpu matmul", ye, yr, (size_t)(M * N), 1e-12);
+        double eq = t_nmse(yq, yr, (size_t)(M * N), NULL, NULL);
+        const mlxn_cpu_features *f = mlxn_cpu_detect_features();
+        const int int8_path = f->avx2 && f->fma && f->f16c; /* else (e.g. MLXN_CPU_NO_SIMD) f32 everywhere */
+        CHECK_MSG(eq < 1e-4 && (!int8_path || eq > 1e-12), "int8-activation NMSE %.3g should be small but nonzero", eq);
+        free(yr); free(yq); free(ye);
+    }
+    mlxn_weight_destroy(wc); mlxn_weight_destroy(wr);
+    mlxn_buffer_release(h1); mlxn_buffer_release(h2);
+    free_wbytes(&wb);
+}
+
 /* Embedding and dequantize: byte-identical between cpu and ref, all output dtypes. */
 static void test_embedding_dequant_cpu_vs_ref(void) {
     if (!g_nspecs) build_specs();
@@ -636,6 +664,7 @@ int main(void) {
     T_RUN(test_affine_roundtrip_bound);
     T_RUN(test_matmul_cpu_vs_ref);
     T_RUN(test_matmul_large);
+    T_RUN(test_matmul_exact_env);
     T_RUN(test_embedding_dequant_cpu_vs_ref);
     T_RUN(test_bad_args_codecs);
     T_RUN(test_bad_args_ops);

@@ -375,7 +375,8 @@ static mlxn_status gguf_rope_freqs(mlxn_model *m) {
     return MLXN_OK;
 }
 
-static mlxn_status load_weights(mlxn_model *m) {
+/* fuse: leave q/k/v and gate/up to fuse_layers (loaded once, fused). */
+static mlxn_status load_weights(mlxn_model *m, int fuse) {
     const mlxn_model_config *c = &m->cfg;
     const int64_t d = c->d_model, qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
     MLXN_TRY(load_matrix(m, global_name(m, 0), c->vocab, d, &m->tok_embd));
@@ -395,12 +396,14 @@ static mlxn_status load_weights(mlxn_model *m) {
 #define NAME(t) (layer_name(m, l, (t), name, sizeof name), name)
         MLXN_TRY(load_vector(m, NAME(T_ATTN_NORM), d, &L->attn_norm));
         MLXN_TRY(load_vector(m, NAME(T_FFN_NORM), d, &L->ffn_norm));
-        MLXN_TRY(load_matrix(m, NAME(T_Q), qd, d, &L->wq));
-        MLXN_TRY(load_matrix(m, NAME(T_K), kvd, d, &L->wk));
-        MLXN_TRY(load_matrix(m, NAME(T_V), kvd, d, &L->wv));
+        if (!fuse) {
+            MLXN_TRY(load_matrix(m, NAME(T_Q), qd, d, &L->wq));
+            MLXN_TRY(load_matrix(m, NAME(T_K), kvd, d, &L->wk));
+            MLXN_TRY(load_matrix(m, NAME(T_V), kvd, d, &L->wv));
+            MLXN_TRY(load_matrix(m, NAME(T_GATE), c->d_ff, d, &L->w_gate));
+            MLXN_TRY(load_matrix(m, NAME(T_UP), c->d_ff, d, &L->w_up));
+        }
         MLXN_TRY(load_matrix(m, NAME(T_O), d, qd, &L->wo));
-        MLXN_TRY(load_matrix(m, NAME(T_GATE), c->d_ff, d, &L->w_gate));
-        MLXN_TRY(load_matrix(m, NAME(T_UP), c->d_ff, d, &L->w_up));
         MLXN_TRY(load_matrix(m, NAME(T_DOWN), d, c->d_ff, &L->w_down));
         if (c->arch->qk_norm) {
             MLXN_TRY(load_vector(m, NAME(T_Q_NORM), c->head_dim, &L->q_norm));
@@ -445,19 +448,30 @@ static mlxn_status row_view(mlxn_buffer *fused, int64_t r0, int64_t rows, int64_
     return mlxn_buffer_view(fused, (size_t)(r0 * row_bytes), t, 2, shape, out);
 }
 
-/* Load the n matrices `names` on the host device, check they share a layout,
- * concatenate their rows into one weight on the model's device (*fused), and
- * make parts[i] views into it (replacing any already loaded parts[i]).
- * Returns MLXN_OK with *fused NULL when the layouts differ (no fusion). */
-static mlxn_status fuse_rows(mlxn_model *m, mlxn_device *host, const char *const *names, int n, const char *fname,
-                             mlxn_weight **fused, mlxn_weight **parts) {
+/* Load the n matrices `names` (expected [rows[i], cols]) on the host device
+ * (zero-copy views of the file), check they share a layout, concatenate their
+ * rows into one weight on the model's device (*fused) and make parts[i]
+ * views into it. When the layouts differ there is no fusion: *fused = NULL
+ * and parts[i] are loaded onto the device one by one. */
+static mlxn_status fuse_rows(mlxn_model *m, mlxn_device *host, const char *const *names, const int64_t *rows,
+                             int64_t cols, int n, const char *fname, mlxn_weight **fused, mlxn_weight **parts) {
     mlxn_weight *hw[3] = { 0 };
     mlxn_buffer *fb[3] = { 0 }; /* fused data, scales, biases */
     mlxn_status st = MLXN_OK;
     *fused = NULL;
-    for (int i = 0; i < n && st == MLXN_OK; i++) st = mlxn_model_files_load_weight(m->files, host, names[i], &hw[i]);
+    for (int i = 0; i < n && st == MLXN_OK; i++) {
+        st = mlxn_model_files_load_weight(m->files, host, names[i], &hw[i]);
+        if (st != MLXN_OK) break;
+        const mlxn_weight_desc *di = mlxn_weight_get_desc(hw[i]);
+        if (di->rows != rows[i] || di->cols != cols)
+            st = mlxn_set_error(MLXN_ERR_FORMAT, "model '%s': tensor %s is [%lld, %lld], expected [%lld, %lld]",
+                                m->path, names[i], (long long)di->rows, (long long)di->cols, (long long)rows[i],
+                                (long long)cols);
+    }
     int ok = st == MLXN_OK;
     for (int i = 1; i < n && ok; i++) ok = same_layout(mlxn_weight_get_desc(hw[0]), mlxn_weight_get_desc(hw[i]));
+    if (st == MLXN_OK && !ok) /* no fusion: the parts go to the device as they are */
+        for (int i = 0; i < n && st == MLXN_OK; i++) st = load_matrix(m, names[i], rows[i], cols, &parts[i]);
     if (ok) {
         const mlxn_weight_desc *d0 = mlxn_weight_get_desc(hw[0]);
         int64_t R = 0;
@@ -541,14 +555,15 @@ static mlxn_status fuse_layers(mlxn_model *m) {
         layer_name(m, l, T_K, n1, sizeof n1);
         layer_name(m, l, T_V, n2, sizeof n2);
         const char *qkv[3] = { n0, n1, n2 };
+        const int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
+        const int64_t qkv_rows[3] = { qd, kvd, kvd }, gu_rows[2] = { c->d_ff, c->d_ff };
         mlxn_weight *parts[3] = { L->wq, L->wk, L->wv };
         snprintf(fname, sizeof fname, "layer %d q|k|v (fused)", l);
-        st = fuse_rows(m, host, qkv, 3, fname, &L->wqkv, parts);
+        st = fuse_rows(m, host, qkv, qkv_rows, c->d_model, 3, fname, &L->wqkv, parts);
         L->wq = parts[0];
         L->wk = parts[1];
         L->wv = parts[2];
         if (st == MLXN_OK && L->wqkv && L->q_bias) {
-            const int64_t qd = (int64_t)c->n_heads * c->head_dim, kvd = (int64_t)c->n_kv_heads * c->head_dim;
             int64_t shape[1] = { qd + 2 * kvd };
             float *tmp = malloc((size_t)(qd + 2 * kvd) * sizeof(float));
             if (!tmp) st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "fuse qkv bias");
@@ -565,7 +580,7 @@ static mlxn_status fuse_layers(mlxn_model *m) {
         const char *gu[2] = { n0, n1 };
         mlxn_weight *gparts[2] = { L->w_gate, L->w_up };
         snprintf(fname, sizeof fname, "layer %d gate|up (fused)", l);
-        st = fuse_rows(m, host, gu, 2, fname, &L->wgu, gparts);
+        st = fuse_rows(m, host, gu, gu_rows, c->d_model, 2, fname, &L->wgu, gparts);
         L->w_gate = gparts[0];
         L->w_up = gparts[1];
     }
@@ -590,9 +605,9 @@ mlxn_status mlxn_model_load(const char *path, mlxn_device *dev, const mlxn_model
             st = mlxn_error_prefix(st, "model '%s'", path);
     }
     if (st == MLXN_OK && m->cfg.source == MLXN_SRC_GGUF) st = gguf_rope_freqs(m);
-    if (st == MLXN_OK) st = load_weights(m);
     int fuse = opts ? opts->fuse : -1;
     if (fuse < 0) fuse = strcmp(mlxn_device_kind(dev), "ref") != 0; /* the oracle stays plain */
+    if (st == MLXN_OK) st = load_weights(m, fuse);
     if (st == MLXN_OK && fuse) st = fuse_layers(m);
     if (st != MLXN_OK) {
         mlxn_model_free(m);

@@ -10,11 +10,12 @@
  *    formats) and integer dot products: NMSE vs the f64 reference ~3e-5 on
  *    Gaussian x, ~7e-5 with outlier channels (tests allow 1e-4);
  *  - dense f32/f16/bf16 weights use f32 FMA dot products on converted rows;
- *  - every other format (Q5_0, Q5_1, Q2_K, Q3_K) is
- *    dequantized row by row with the host codec and dotted in f32.
- * Without AVX2 everything takes the dequantize-then-dot path with scalar
- * loops. Activations and outputs are accessed with memcpy/unaligned loads
- * (wrapped host buffers may be unaligned). */
+ *  - Q5_0, Q5_1, Q2_K and Q3_K are dequantized row by row with the host
+ *    codec and dotted in f32.
+ * Without AVX2 (or with MLXN_CPU_EXACT_MATMUL=1 in the environment) quantized
+ * weights take the dequantize-then-dot path with f32 activations.
+ * Activations and outputs are accessed with memcpy/unaligned loads (wrapped
+ * host buffers may be unaligned). */
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/cpu_quant_kernels.h"
 
@@ -230,7 +231,11 @@ mlxn_status mlxn_cpu_matmul(mlxn_session *s, const mlxn_op *op) {
     c.y = mlxn_buf_ptr(op->out[0]);
     const int64_t M = c.M, K = c.K;
     const int simd = have_simd();
-    c.kind = simd ? weight_qkind(w) : CPU_Q_NONE;
+    /* MLXN_CPU_EXACT_MATMUL=1: f32 activations for every format (dequantize
+     * rows, f32 dots; slower), e.g. to compare against an exact reference */
+    const char *exact = getenv("MLXN_CPU_EXACT_MATMUL");
+    const int exact_act = exact && exact[0] && strcmp(exact, "0") != 0;
+    c.kind = simd && !exact_act ? weight_qkind(w) : CPU_Q_NONE;
     c.path = c.kind != CPU_Q_NONE ? 2 : (simd && w->desc.format == MLXN_WEIGHT_DENSE ? 1 : 0);
     c.wd.data = mlxn_buf_ptr(w->desc.data);
     c.wd.row_bytes = w->row_bytes > 0 ? w->row_bytes : mlxn_weight_row_bytes(&w->desc);
