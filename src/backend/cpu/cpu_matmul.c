@@ -231,10 +231,12 @@ mlxn_status mlxn_cpu_matmul(mlxn_session *s, const mlxn_op *op) {
     c.y = mlxn_buf_ptr(op->out[0]);
     const int64_t M = c.M, K = c.K;
     const int simd = have_simd();
-    /* MLXN_CPU_EXACT_MATMUL=1: f32 activations for every format (dequantize
-     * rows, f32 dots; slower), e.g. to compare against an exact reference */
-    const char *exact = getenv("MLXN_CPU_EXACT_MATMUL");
-    const int exact_act = exact && exact[0] && strcmp(exact, "0") != 0;
+    /* Quantized weights use f32 activations (MLX's semantics) unless
+     * MLXN_CPU_INT8_ACT=1 asks for int8 activations (ggml-style q8 dots:
+     * faster, NMSE ~3e-5..7e-5 per matmul, enough to flip greedy choices of
+     * small 4-bit models). */
+    const char *int8 = getenv("MLXN_CPU_INT8_ACT");
+    const int exact_act = !(int8 && int8[0] && strcmp(int8, "0") != 0);
     c.kind = simd && !exact_act ? weight_qkind(w) : CPU_Q_NONE;
     c.path = c.kind != CPU_Q_NONE ? 2 : (simd && w->desc.format == MLXN_WEIGHT_DENSE ? 1 : 0);
     c.wd.data = mlxn_buf_ptr(w->desc.data);
