@@ -386,8 +386,12 @@ static float *run_matmul(mlxn_device *d, mlxn_weight *w, const float *x, int64_t
 static double g_worst_int8_nmse;
 static char g_worst_what[128];
 
-static void test_matmul_cpu_vs_ref(void) {
+/* int8 = 1: run with MLXN_CPU_INT8_ACT=1 (the opt-in int8-activation paths,
+ * tolerance 1e-4 for formats that have one); else the default f32
+ * activations, where every format matches the f64 reference to 1e-10. */
+static void matmul_cpu_vs_ref(int int8) {
     build_specs();
+    if (int8) setenv("MLXN_CPU_INT8_ACT", "1", 1);
     const int64_t Ms[4] = {1, 3, 8, 33};
     const int64_t N = 37;
     t_rng r;
@@ -410,9 +414,10 @@ static void test_matmul_cpu_vs_ref(void) {
                 char what[128];
                 snprintf(what, sizeof what, "matmul %.60s M=%lld N=%lld K=%lld%s", sp->name, (long long)M, (long long)N,
                          (long long)K, unaligned ? " (unaligned)" : "");
-                double tol = sp->int8_path ? 1e-4 : 1e-10;
+                const int i8 = int8 && sp->int8_path;
+                double tol = i8 ? 1e-4 : 1e-10;
                 t_check_nmse(what, yc, yr, (size_t)(M * N), tol);
-                if (sp->int8_path) {
+                if (i8) {
                     double e = t_nmse(yc, yr, (size_t)(M * N), NULL, NULL);
                     if (e > g_worst_int8_nmse) { g_worst_int8_nmse = e; snprintf(g_worst_what, sizeof g_worst_what, "%s", what); }
                 }
@@ -425,12 +430,18 @@ static void test_matmul_cpu_vs_ref(void) {
         mlxn_buffer_release(hold_r);
         free_wbytes(&wb);
     }
-    printf("     worst int8-path NMSE vs f64 reference: %.3g (%s)\n", g_worst_int8_nmse, g_worst_what);
+    if (int8) {
+        unsetenv("MLXN_CPU_INT8_ACT");
+        printf("     worst int8-path NMSE vs f64 reference: %.3g (%s)\n", g_worst_int8_nmse, g_worst_what);
+    }
 }
+static void test_matmul_cpu_vs_ref(void) { matmul_cpu_vs_ref(0); }
+static void test_matmul_cpu_vs_ref_int8(void) { matmul_cpu_vs_ref(1); }
 
 /* A bigger shape so the threaded split and multi-block loops are exercised. */
-static void test_matmul_large(void) {
+static void matmul_large(int int8) {
     const int64_t N = 301, K = 2048;
+    if (int8) setenv("MLXN_CPU_INT8_ACT", "1", 1);
     const int64_t Ms[2] = {1, 5};
     wspec sps[4];
     memset(sps, 0, sizeof sps);
@@ -452,17 +463,21 @@ static void test_matmul_large(void) {
             float *yc = run_matmul(g_cpu, wc, x, M, K, N), *yr = run_matmul(g_ref, wr, x, M, K, N);
             char what[128];
             snprintf(what, sizeof what, "matmul %.60s M=%lld N=%lld K=%lld", sps[i].name, (long long)M, (long long)N, (long long)K);
-            t_check_nmse(what, yc, yr, (size_t)(M * N), sps[i].int8_path ? 1e-4 : 1e-10);
+            t_check_nmse(what, yc, yr, (size_t)(M * N), int8 && sps[i].int8_path ? 1e-4 : 1e-10);
             free(x); free(yc); free(yr);
         }
         mlxn_weight_destroy(wc); mlxn_weight_destroy(wr);
         mlxn_buffer_release(h1); mlxn_buffer_release(h2);
         free_wbytes(&wb);
     }
+    if (int8) unsetenv("MLXN_CPU_INT8_ACT");
 }
+static void test_matmul_large(void) { matmul_large(0); }
+static void test_matmul_large_int8(void) { matmul_large(1); }
 
-/* MLXN_CPU_EXACT_MATMUL=1 switches the CPU to f32 activations: then it
- * matches the f64 reference to f32 rounding for an int8-path format. */
+/* By default (and with MLXN_CPU_INT8_ACT=0) the CPU uses f32 activations and
+ * matches the f64 reference to f32 rounding; MLXN_CPU_INT8_ACT=1 switches
+ * int8-path formats to int8 activations: small but nonzero error. */
 static void test_matmul_exact_env(void) {
     wspec sp;
     memset(&sp, 0, sizeof sp);
@@ -479,11 +494,15 @@ static void test_matmul_exact_env(void) {
     for (int i = 0; i < M * K; i++) x[i] = t_rng_normal(&r);
     if (wc && wr) {
         float *yr = run_matmul(g_ref, wr, x, M, K, N);
-        float *yq = run_matmul(g_cpu, wc, x, M, K, N);
-        setenv("MLXN_CPU_EXACT_MATMUL", "1", 1);
         float *ye = run_matmul(g_cpu, wc, x, M, K, N);
-        unsetenv("MLXN_CPU_EXACT_MATMUL");
-        t_check_nmse("exact-activation cpu matmul", ye, yr, (size_t)(M * N), 1e-12);
+        setenv("MLXN_CPU_INT8_ACT", "0", 1);
+        float *y0 = run_matmul(g_cpu, wc, x, M, K, N);
+        setenv("MLXN_CPU_INT8_ACT", "1", 1);
+        float *yq = run_matmul(g_cpu, wc, x, M, K, N);
+        unsetenv("MLXN_CPU_INT8_ACT");
+        t_check_nmse("default (f32-activation) cpu matmul", ye, yr, (size_t)(M * N), 1e-12);
+        t_check_bytes("MLXN_CPU_INT8_ACT=0 equals the default", y0, ye, (size_t)(M * N) * 4);
+        free(y0);
         double eq = t_nmse(yq, yr, (size_t)(M * N), NULL, NULL);
         const mlxn_cpu_features *f = mlxn_cpu_detect_features();
         const int int8_path = f->avx2 && f->fma && f->f16c; /* else (e.g. MLXN_CPU_NO_SIMD) f32 everywhere */
@@ -663,7 +682,9 @@ int main(void) {
     T_RUN(test_gguf_quantize_fixtures);
     T_RUN(test_affine_roundtrip_bound);
     T_RUN(test_matmul_cpu_vs_ref);
+    T_RUN(test_matmul_cpu_vs_ref_int8);
     T_RUN(test_matmul_large);
+    T_RUN(test_matmul_large_int8);
     T_RUN(test_matmul_exact_env);
     T_RUN(test_embedding_dequant_cpu_vs_ref);
     T_RUN(test_bad_args_codecs);

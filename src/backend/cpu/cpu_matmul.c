@@ -3,17 +3,22 @@
  * format. Work is split over the N weight rows with mlxn_cpu_parallel_for
  * (deterministic for a fixed thread count); each weight row is decoded once
  * and applied to up to 4 activation rows at a time, over blocks of 8 weight
- * rows so an x tile and a W tile stay in L2. With AVX2+FMA+F16C:
- *  - GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K and MLX affine weights (4- and
- *    8-bit directly, 2/3/5/6-bit after unpacking each row's codes to bytes)
- *    use int8 activations (x quantized per 32 values, like ggml's q8
- *    formats) and integer dot products: NMSE vs the f64 reference ~3e-5 on
- *    Gaussian x, ~7e-5 with outlier channels (tests allow 1e-4);
- *  - dense f32/f16/bf16 weights use f32 FMA dot products on converted rows;
- *  - Q5_0, Q5_1, Q2_K and Q3_K are dequantized row by row with the host
- *    codec and dotted in f32.
- * Without AVX2 (or with MLXN_CPU_EXACT_MATMUL=1 in the environment) quantized
- * weights take the dequantize-then-dot path with f32 activations.
+ * rows so an x tile and a W tile stay in L2. By default activations stay f32
+ * (MLX's semantics; matches the f64 reference to f32 rounding, NMSE ~1e-14):
+ *  - with AVX2+FMA+F16C, GGUF Q4_0, Q4_1, Q8_0 and MLX affine 4/8-bit weights
+ *    are decoded in registers and FMA-dotted with f32 x (path 3,
+ *    cpu_matmul_f32act.c);
+ *  - dense f32/f16/bf16 weights use f32 FMA dot products on converted rows
+ *    (path 1);
+ *  - every other format (and everything without AVX2) is dequantized row by
+ *    row with the host codec and dotted in f32 (path 0).
+ * MLXN_CPU_INT8_ACT=1 in the environment opts into int8 activations (path 2,
+ * cpu_matmul_avx2.c) for GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K and MLX
+ * affine weights (4- and 8-bit directly, 2/3/5/6-bit after unpacking each
+ * row's codes to bytes): x quantized per 32 values like ggml's q8 formats,
+ * integer dot products; faster, but NMSE vs the f64 reference ~3e-5 on
+ * Gaussian x, ~7e-5 with outlier channels (tests allow 1e-4), which flips
+ * greedy choices of small 4-bit models.
  * Activations and outputs are accessed with memcpy/unaligned loads (wrapped
  * host buffers may be unaligned). */
 #include "backend/cpu/cpu_backend.h"
@@ -79,7 +84,7 @@ typedef struct mm_ctx {
     int64_t M, N, K;
     const float *xf;  // [M, K] aligned copy of x
     uint8_t *y;       // [M, N] f32, any alignment
-    int path;         /* 0 generic (dequantize rows), 1 dense SIMD, 2 int8 SIMD */
+    int path;         /* 0 generic (dequantize rows), 1 dense SIMD, 2 int8 SIMD, 3 f32-activation SIMD */
     cpu_qkind kind;
     cpu_xq xq;
     cpu_wdesc wd;
@@ -158,10 +163,21 @@ static void mm_range(void *vctx, int64_t n0, int64_t n1, int thread) {
             /* validated before the parallel region: cannot fail here */
             (void)mlxn_weight_dequant_rows_host(c->w, nb, ne - nb, rows);
         }
+        const int predecoded = c->path == 3 && c->scratch; /* M > MR: decode the tile once */
+#if defined(__x86_64__)
+        if (predecoded) {
+            rows = c->scratch + (size_t)thread * NB * (size_t)K;
+            mlxn_cpu_f32act_dequant_rows(c->kind, &c->wd, nb, ne - nb, rows);
+        }
+#endif
         for (int64_t m0 = 0; m0 < M; m0 += MR) {
             const int nr = (int)(M - m0 < MR ? M - m0 : MR);
             for (int64_t n = nb; n < ne; n++) {
-                if (c->path == 2) {
+                if (c->path == 3 && !predecoded) {
+#if defined(__x86_64__)
+                    mlxn_cpu_f32act_dot(c->kind, &c->wd, n, c->xf + m0 * K, nr, out);
+#endif
+                } else if (c->path == 2) {
 #if defined(__x86_64__)
                     if (c->kind == CPU_Q_MLXB)
                         mlxn_cpu_avx2_dot_codes(&c->wd, n, codes + (n - nb) * K, &c->xq, m0, nr, c->w->desc.bits, out);
@@ -237,8 +253,17 @@ mlxn_status mlxn_cpu_matmul(mlxn_session *s, const mlxn_op *op) {
      * small 4-bit models). */
     const char *int8 = getenv("MLXN_CPU_INT8_ACT");
     const int exact_act = !(int8 && int8[0] && strcmp(int8, "0") != 0);
-    c.kind = simd && !exact_act ? weight_qkind(w) : CPU_Q_NONE;
-    c.path = c.kind != CPU_Q_NONE ? 2 : (simd && w->desc.format == MLXN_WEIGHT_DENSE ? 1 : 0);
+    c.kind = simd ? weight_qkind(w) : CPU_Q_NONE;
+    if (c.kind != CPU_Q_NONE && exact_act) {
+        int f32act = 0;
+#if defined(__x86_64__)
+        f32act = mlxn_cpu_f32act_supported(c.kind);
+#endif
+        c.path = f32act ? 3 : 0;
+        if (!f32act) c.kind = CPU_Q_NONE;
+    } else {
+        c.path = c.kind != CPU_Q_NONE ? 2 : (simd && w->desc.format == MLXN_WEIGHT_DENSE ? 1 : 0);
+    }
     c.wd.data = mlxn_buf_ptr(w->desc.data);
     c.wd.row_bytes = w->row_bytes > 0 ? w->row_bytes : mlxn_weight_row_bytes(&w->desc);
     c.wd.K = K;
@@ -280,7 +305,9 @@ mlxn_status mlxn_cpu_matmul(mlxn_session *s, const mlxn_op *op) {
 #if defined(__x86_64__)
         if (st == MLXN_OK) mlxn_cpu_avx2_quantize_x(c.kind, xf, M, K, c.wd.group, &c.xq);
 #endif
-    } else if (c.path == 0) {
+    } else if (c.path == 0 || (c.path == 3 && M > MR && (K <= 4096 || M >= 32))) {
+        /* path 3 with several activation tiles: decode each weight tile once
+         * into scratch (unless a big-K tile would not stay in L2 for few rows) */
         c.scratch = malloc((size_t)nt * NB * (size_t)K * sizeof(float));
         if (!c.scratch) st = mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "matmul (cpu): cannot allocate row scratch");
     }

@@ -4,7 +4,9 @@
  * quantize each activation row x [K] to int8 per block (like ggml's q8
  * formats: dx = max|x|/127 per block, xq = rint(x/dx)), laid out in the order
  * the weight's packed nibbles come out of a SIMD unpack, and then compute
- * integer dot products (vpmaddubsw/vpmaddwd) per block, scaled in f32. */
+ * integer dot products (vpmaddubsw/vpmaddwd) per block, scaled in f32.
+ * These int8 paths are opt-in (MLXN_CPU_INT8_ACT=1); by default the f32-
+ * activation kernels of cpu_matmul_f32act.c run (declared at the end). */
 #ifndef MLXN_CPU_QUANT_KERNELS_H
 #define MLXN_CPU_QUANT_KERNELS_H
 
@@ -67,5 +69,16 @@ int64_t mlxn_cpu_avx2_unpack_codes(const uint8_t *p, int64_t n, int bits, uint8_
 void mlxn_cpu_avx2_dot_dense(mlxn_dtype wt, const uint8_t *wrow, const float *x, int64_t K, int nr, float *out);
 /* out[r] = dot(a, x row r) in f32 (a, x aligned or not). */
 void mlxn_cpu_avx2_dot_f32(const float *a, const float *x, int64_t K, int nr, float *out);
+
+/* f32-activation AVX2 kernels (cpu_matmul_f32act.c; x86-64 only): weights are
+ * decoded in registers and dotted with f32 x, no activation quantization.
+ * Supported: CPU_Q_Q4_0, CPU_Q_Q4_1, CPU_Q_Q8_0, CPU_Q_MLX4, CPU_Q_MLX8. */
+int mlxn_cpu_f32act_supported(cpu_qkind kind);
+/* out[r] = dot(weight row `row`, x row r) for r in [0, nr), nr <= 4; x rows are
+ * f32 with stride w->K, any alignment. */
+void mlxn_cpu_f32act_dot(cpu_qkind kind, const cpu_wdesc *w, int64_t row, const float *x, int nr, float *out /* [nr] */);
+/* Weight rows row0..row0+nrows-1 decoded to f32 into dst [nrows, K] (for M > 4:
+ * decode once, then mlxn_cpu_avx2_dot_f32 per tile of activation rows). */
+void mlxn_cpu_f32act_dequant_rows(cpu_qkind kind, const cpu_wdesc *w, int64_t row0, int64_t nrows, float *dst);
 
 #endif
