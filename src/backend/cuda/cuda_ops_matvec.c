@@ -1,11 +1,15 @@
 /* cuda_ops_matvec.c — the fast matmul paths: chooses a kernel from
- * kernels/matvec.cu (MLX affine 4/8-bit, dense f32/f16/bf16, GGUF Q4_0, Q8_0,
- * Q4_K, Q6_K) when the weight's layout allows its vector loads (alignment of
- * data and x, row bytes, group size), with an M tile of 1, 2, 4 or 8 rows of
- * x per launch row (grid.y covers larger M; large-M quantized matmuls go to
- * the tensor-core GEMM in cuda_ops_gemm.c when it applies). Sets *done = 0
- * when no fast path applies so the caller runs the generic kernel. */
+ * kernels/matvec.cu (MLX affine 4/8-bit, dense f32/f16/bf16, GGUF Q4_0, Q4_1,
+ * Q8_0, Q4_K, Q6_K) when the weight's layout allows its vector loads
+ * (alignment of data and x, row bytes, group size), with an M tile of 1, 2, 4
+ * or 8 rows of x per launch row (grid.y covers larger M). Quantized matmuls
+ * with M > 8 (env MLXN_CUDA_MV_MAX_M), or whose layout the matvec kernels
+ * can't take, go to the tensor-core GEMM in cuda_ops_gemm.c when it applies.
+ * Env MLXN_CUDA_NO_Q4_1_MV=1 sends Q4_1 back to the generic kernel. Sets
+ * *done = 0 when no fast path applies so the caller runs the generic kernel. */
 #include "backend/cuda/cuda_internal.h"
+
+#include <stdlib.h>
 
 /* Mirrors struct WP in quant.cu (and wparams in cuda_ops_quant.c). */
 typedef struct {
@@ -18,8 +22,65 @@ mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done);
 
 #define MV_ROWS_PER_BLOCK 8 /* MV_WARPS (4) x MV_RW (2) */
 
+/* The Q4_1 fast kernel is on unless MLXN_CUDA_NO_Q4_1_MV is set (not "0"),
+ * which sends Q4_1 back to the generic kernel. */
+static int q41_fast_enabled(void) {
+    const char *e = getenv("MLXN_CUDA_NO_Q4_1_MV");
+    return !(e && *e && !(e[0] == '0' && e[1] == 0));
+}
+
 static const char *pick(const char *const names[4], int mt) {
     return names[mt == 1 ? 0 : mt == 2 ? 1 : mt == 4 ? 2 : 3];
+}
+
+/* Largest M the matvec kernels take before the tensor-core GEMM gets first
+ * try (the GEMM dequantizes all of W to bf16 first, ~10x the matvec's cost
+ * at M = 8). Env MLXN_CUDA_MV_MAX_M overrides it (7 restores the old routing,
+ * where M = 8 went to the GEMM). */
+static int64_t mv_max_m(void) {
+    const char *e = getenv("MLXN_CUDA_MV_MAX_M");
+    if (e && *e) {
+        char *end = NULL;
+        long v = strtol(e, &end, 10);
+        if (end && *end == 0 && v >= 0) return v;
+    }
+    return 8;
+}
+
+/* Kernel set for this weight, or NULL when its layout doesn't allow the fast
+ * kernels' vector loads. */
+static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
+    static const char *const k_mlx4[4] = {"mv_mlx4_m1", "mv_mlx4_m2", "mv_mlx4_m4", "mv_mlx4_m8"};
+    static const char *const k_mlx8[4] = {"mv_mlx8_m1", "mv_mlx8_m2", "mv_mlx8_m4", "mv_mlx8_m8"};
+    static const char *const k_f32[4] = {"mv_f32_m1", "mv_f32_m2", "mv_f32_m4", "mv_f32_m8"};
+    static const char *const k_f16[4] = {"mv_f16_m1", "mv_f16_m2", "mv_f16_m4", "mv_f16_m8"};
+    static const char *const k_bf16[4] = {"mv_bf16_m1", "mv_bf16_m2", "mv_bf16_m4", "mv_bf16_m8"};
+    static const char *const k_q40[4] = {"mv_q4_0_m1", "mv_q4_0_m2", "mv_q4_0_m4", "mv_q4_0_m8"};
+    static const char *const k_q41[4] = {"mv_q4_1_m1", "mv_q4_1_m2", "mv_q4_1_m4", "mv_q4_1_m8"};
+    static const char *const k_q80[4] = {"mv_q8_0_m1", "mv_q8_0_m2", "mv_q8_0_m4", "mv_q8_0_m8"};
+    static const char *const k_q4k[4] = {"mv_q4_k_m1", "mv_q4_k_m2", "mv_q4_k_m4", "mv_q4_k_m8"};
+    static const char *const k_q6k[4] = {"mv_q6_k_m1", "mv_q6_k_m2", "mv_q6_k_m4", "mv_q6_k_m8"};
+    const mlxn_weight_desc *d = &w->desc;
+    switch (d->format) {
+    case MLXN_WEIGHT_DENSE:
+        if (data % 16 || w->row_bytes % 16) return NULL;
+        return d->data->dtype == MLXN_F32 ? k_f32 : d->data->dtype == MLXN_F16 ? k_f16 : k_bf16;
+    case MLXN_WEIGHT_MLX_AFFINE:
+        if (data % 16 || w->row_bytes % 16) return NULL;
+        if (d->bits != 4 && d->bits != 8) return NULL;
+        if (d->group_size % (128 / d->bits)) return NULL;
+        return d->bits == 4 ? k_mlx4 : k_mlx8;
+    case MLXN_WEIGHT_GGUF:
+        switch (d->gguf_type) {
+        case MLXN_GGUF_Q4_0: return data % 2 ? NULL : k_q40;
+        case MLXN_GGUF_Q4_1: return (data % 4 || w->row_bytes % 4 || !q41_fast_enabled()) ? NULL : k_q41;
+        case MLXN_GGUF_Q8_0: return data % 2 ? NULL : k_q80;
+        case MLXN_GGUF_Q4_K: return data % 16 ? NULL : k_q4k;
+        case MLXN_GGUF_Q6_K: return data % 2 ? NULL : k_q6k;
+        default: return NULL;
+        }
+    }
+    return NULL;
 }
 
 mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done) {
@@ -27,46 +88,15 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     const mlxn_weight *w = op->w;
     const mlxn_weight_desc *d = &w->desc;
     const mlxn_buffer *xb = op->in[0];
-    int64_t M = xb->shape[0], K = d->cols, N = d->rows;
+    int64_t M = xb->shape[0], K = d->cols, N = d->rows; // x [M, K], W [N, K], y [M, N]
     CUdeviceptr x = mlxn_cuda_addr(xb), y = mlxn_cuda_addr(op->out[0]);
     if (x % 16 || K % 4) return MLXN_OK;
 
-    MLXN_TRY(mlxn_cuda_gemm_try(s, op, done));
-    if (*done) return MLXN_OK;
-
-    static const char *const k_mlx4[4] = {"mv_mlx4_m1", "mv_mlx4_m2", "mv_mlx4_m4", "mv_mlx4_m8"};
-    static const char *const k_mlx8[4] = {"mv_mlx8_m1", "mv_mlx8_m2", "mv_mlx8_m4", "mv_mlx8_m8"};
-    static const char *const k_f32[4] = {"mv_f32_m1", "mv_f32_m2", "mv_f32_m4", "mv_f32_m8"};
-    static const char *const k_f16[4] = {"mv_f16_m1", "mv_f16_m2", "mv_f16_m4", "mv_f16_m8"};
-    static const char *const k_bf16[4] = {"mv_bf16_m1", "mv_bf16_m2", "mv_bf16_m4", "mv_bf16_m8"};
-    static const char *const k_q40[4] = {"mv_q4_0_m1", "mv_q4_0_m2", "mv_q4_0_m4", "mv_q4_0_m8"};
-    static const char *const k_q80[4] = {"mv_q8_0_m1", "mv_q8_0_m2", "mv_q8_0_m4", "mv_q8_0_m8"};
-    static const char *const k_q4k[4] = {"mv_q4_k_m1", "mv_q4_k_m2", "mv_q4_k_m4", "mv_q4_k_m8"};
-    static const char *const k_q6k[4] = {"mv_q6_k_m1", "mv_q6_k_m2", "mv_q6_k_m4", "mv_q6_k_m8"};
-
     CUdeviceptr data = mlxn_cuda_addr(d->data);
-    const char *const *set = NULL;
-    switch (d->format) {
-    case MLXN_WEIGHT_DENSE:
-        if (data % 16 || w->row_bytes % 16) return MLXN_OK;
-        set = d->data->dtype == MLXN_F32 ? k_f32 : d->data->dtype == MLXN_F16 ? k_f16 : k_bf16;
-        break;
-    case MLXN_WEIGHT_MLX_AFFINE:
-        if (data % 16 || w->row_bytes % 16) return MLXN_OK;
-        if (d->bits == 4) set = k_mlx4;
-        else if (d->bits == 8) set = k_mlx8;
-        else return MLXN_OK;
-        if (d->group_size % (128 / d->bits)) return MLXN_OK;
-        break;
-    case MLXN_WEIGHT_GGUF:
-        switch (d->gguf_type) {
-        case MLXN_GGUF_Q4_0: if (data % 2) return MLXN_OK; set = k_q40; break;
-        case MLXN_GGUF_Q8_0: if (data % 2) return MLXN_OK; set = k_q80; break;
-        case MLXN_GGUF_Q4_K: if (data % 16) return MLXN_OK; set = k_q4k; break;
-        case MLXN_GGUF_Q6_K: if (data % 2) return MLXN_OK; set = k_q6k; break;
-        default: return MLXN_OK;
-        }
-        break;
+    const char *const *set = mv_set(w, data);
+    if (!set || M > mv_max_m()) {
+        MLXN_TRY(mlxn_cuda_gemm_try(s, op, done));
+        if (*done) return MLXN_OK;
     }
     if (!set) return MLXN_OK;
     int mt = M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8;

@@ -32,6 +32,12 @@ __device__ __forceinline__ void mv_store(float (&acc)[RW][MT], float *y, i64 n0,
 }
 
 // ---------------------------------------------------------------- MLX affine 4/8-bit
+// MV_MLX_PREFETCH_SC = 1 loads each chunk's group scale/bias in the same batch
+// as the weight loads (so they overlap with them instead of adding a dependent
+// global-load latency per chunk); 0 restores the old load-at-use order.
+#ifndef MV_MLX_PREFETCH_SC
+#define MV_MLX_PREFETCH_SC 1
+#endif
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
 template <int BITS, int MT, int RW>
@@ -56,11 +62,26 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
     const int UNR = 4; // chunks per lane whose loads are issued together
     for (i64 c0 = lane; c0 < nchunks; c0 += 32 * UNR) {
         uint4 qb[UNR][RW];
+        float scb[UNR][RW], bib[UNR][RW];
 #pragma unroll
         for (int u = 0; u < UNR; u++)
 #pragma unroll
-            for (int r = 0; r < RW; r++)
+            for (int r = 0; r < RW; r++) {
+                scb[u][r] = 0.0f;
+                bib[u][r] = 0.0f;
                 if (c0 + 32 * u < nchunks) qb[u][r] = ldg_stream(w.data + rows[r] * w.row_bytes + (c0 + 32 * u) * 16);
+            }
+        if (MV_MLX_PREFETCH_SC) {
+#pragma unroll
+            for (int u = 0; u < UNR; u++)
+#pragma unroll
+                for (int r = 0; r < RW; r++)
+                    if (c0 + 32 * u < nchunks) {
+                        const i64 gg = (c0 + 32 * u) * VALS / w.group;
+                        scb[u][r] = ldf(w.scales, w.sdt, rows[r] * gpr + gg);
+                        bib[u][r] = ldf(w.biases, w.sdt, rows[r] * gpr + gg);
+                    }
+        }
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
         const i64 c = c0 + 32 * u;
@@ -73,8 +94,13 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
         float sc[RW], bi[RW];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
-            sc[r] = ldf(w.scales, w.sdt, rows[r] * gpr + g);
-            bi[r] = ldf(w.biases, w.sdt, rows[r] * gpr + g);
+            if (MV_MLX_PREFETCH_SC) {
+                sc[r] = scb[u][r];
+                bi[r] = bib[u][r];
+            } else {
+                sc[r] = ldf(w.scales, w.sdt, rows[r] * gpr + g);
+                bi[r] = ldf(w.biases, w.sdt, rows[r] * gpr + g);
+            }
         }
 #pragma unroll
         for (int m = 0; m < MT; m++) {
@@ -192,8 +218,10 @@ __device__ void mv_dense_body(const WP &w, const float *x, float *y, int M, i64 
     mv_store<RW, MT>(acc, y, n0, m0, M, N);
 }
 
-// ---------------------------------------------------------------- GGUF Q4_0 / Q8_0 (lane per 32-value block)
-// Needs: data 2-byte aligned, x aligned with K % 4 == 0.
+// ---------------------------------------------------------------- GGUF Q4_0 / Q4_1 / Q8_0 (lane per 32-value block)
+// Q4_1 block (20 bytes): f16 d, f16 m, 16 nibble bytes (low nibbles = values
+// 0..15, high = 16..31); y = d*q + m, so Σ x*y = d*Σ x*q + m*Σ x.
+// Needs: data 2-byte aligned (Q4_1: 4-byte aligned), x aligned with K % 4 == 0.
 __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
     const u16 *h = (const u16 *)p;
     return (u32)__ldg(h) | ((u32)__ldg(h + 1) << 16);
@@ -201,7 +229,9 @@ __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
 
 template <int TYPE, int MT, int RW>
 __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N) {
-    const int BS = TYPE == GG_Q4_0 ? 18 : 34;
+    const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
+    const int QO = TYPE == GG_Q4_1 ? 4 : 2; // byte offset of the quants in a block
+    const bool NIB = TYPE != GG_Q8_0;        // 4-bit quants
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const i64 n0 = ((i64)blockIdx.x * MV_WARPS + warp) * RW;
     const int m0 = blockIdx.y * MT;
@@ -216,9 +246,9 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     i64 rows[RW];
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
-    const int UNR = TYPE == GG_Q4_0 ? 4 : 2, NW = TYPE == GG_Q4_0 ? 4 : 8;
+    const int UNR = NIB ? 4 : 2, NW = NIB ? 4 : 8;
     for (i64 b0 = lane; b0 < nblk; b0 += 32 * UNR) {
-        u16 db[UNR][RW];
+        u16 db[UNR][RW], mb[UNR][RW];
         u32 qwb[UNR][RW][NW];
 #pragma unroll
         for (int u = 0; u < UNR; u++)
@@ -226,19 +256,29 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             for (int r = 0; r < RW; r++)
                 if (b0 + 32 * u < nblk) {
                     const u8 *bp = w.data + rows[r] * w.row_bytes + (b0 + 32 * u) * BS;
-                    db[u][r] = __ldg((const u16 *)bp);
+                    if (TYPE == GG_Q4_1) { // 20-byte blocks: 4-byte aligned (launcher checks data % 4)
+                        const u32 dm = __ldg((const u32 *)bp);
+                        db[u][r] = (u16)(dm & 0xffffu);
+                        mb[u][r] = (u16)(dm >> 16);
 #pragma unroll
-                    for (int i = 0; i < NW; i++) qwb[u][r][i] = ld_u32_2a(bp + 2 + 4 * i);
+                        for (int i = 0; i < NW; i++) qwb[u][r][i] = __ldg((const u32 *)(bp + QO + 4 * i));
+                    } else {
+                        db[u][r] = __ldg((const u16 *)bp);
+                        mb[u][r] = (u16)0;
+#pragma unroll
+                        for (int i = 0; i < NW; i++) qwb[u][r][i] = ld_u32_2a(bp + QO + 4 * i);
+                    }
                 }
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
         const i64 b = b0 + 32 * u;
         if (b >= nblk) break;
-        float dsc[RW];
+        float dsc[RW], msc[RW];
         u32 qw[RW][NW];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
             dsc[r] = h2f(db[u][r]);
+            msc[r] = TYPE == GG_Q4_1 ? h2f(mb[u][r]) : 0.0f;
 #pragma unroll
             for (int i = 0; i < NW; i++) qw[r][i] = qwb[u][r][i];
         }
@@ -251,7 +291,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
 #pragma unroll
             for (int r = 0; r < RW; r++) dot[r] = 0.0f;
             float sx = 0.0f;
-            if (TYPE == GG_Q4_0) {
+            if (NIB) {
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
                     float4 xl = ldx4(xr, 4 * i), xh = ldx4(xr, 16 + 4 * i);
@@ -271,8 +311,13 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
                         dot[r] = d;
                     }
                 }
+                if (TYPE == GG_Q4_1) {
 #pragma unroll
-                for (int r = 0; r < RW; r++) acc[r][m] += dsc[r] * (dot[r] - 8.0f * sx);
+                    for (int r = 0; r < RW; r++) acc[r][m] += dsc[r] * dot[r] + msc[r] * sx;
+                } else {
+#pragma unroll
+                    for (int r = 0; r < RW; r++) acc[r][m] += dsc[r] * (dot[r] - 8.0f * sx);
+                }
             } else {
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
@@ -518,6 +563,7 @@ MVK(mv_f32_m1, mv_dense_body, DT_F32, 1, MV_RW)
 MVK(mv_f16_m1, mv_dense_body, DT_F16, 1, MV_RW)
 MVK(mv_bf16_m1, mv_dense_body, DT_BF16, 1, MV_RW)
 MVK(mv_q4_0_m1, mv_q8blk_body, GG_Q4_0, 1, MV_RW)
+MVK(mv_q4_1_m1, mv_q8blk_body, GG_Q4_1, 1, MV_RW)
 MVK(mv_q8_0_m1, mv_q8blk_body, GG_Q8_0, 1, MV_RW)
 MVK(mv_q4_k_m1, mv_q4k_body, 1, MV_RW)
 MVK(mv_q6_k_m1, mv_q6k_body, 1, MV_RW)
@@ -527,6 +573,7 @@ MVK(mv_f32_m2, mv_dense_body, DT_F32, 2, MV_RW)
 MVK(mv_f16_m2, mv_dense_body, DT_F16, 2, MV_RW)
 MVK(mv_bf16_m2, mv_dense_body, DT_BF16, 2, MV_RW)
 MVK(mv_q4_0_m2, mv_q8blk_body, GG_Q4_0, 2, MV_RW)
+MVK(mv_q4_1_m2, mv_q8blk_body, GG_Q4_1, 2, MV_RW)
 MVK(mv_q8_0_m2, mv_q8blk_body, GG_Q8_0, 2, MV_RW)
 MVK(mv_q4_k_m2, mv_q4k_body, 2, MV_RW)
 MVK(mv_q6_k_m2, mv_q6k_body, 2, MV_RW)
@@ -536,6 +583,7 @@ MVK(mv_f32_m4, mv_dense_body, DT_F32, 4, MV_RW)
 MVK(mv_f16_m4, mv_dense_body, DT_F16, 4, MV_RW)
 MVK(mv_bf16_m4, mv_dense_body, DT_BF16, 4, MV_RW)
 MVK(mv_q4_0_m4, mv_q8blk_body, GG_Q4_0, 4, MV_RW)
+MVK(mv_q4_1_m4, mv_q8blk_body, GG_Q4_1, 4, MV_RW)
 MVK(mv_q8_0_m4, mv_q8blk_body, GG_Q8_0, 4, MV_RW)
 MVK(mv_q4_k_m4, mv_q4k_body, 4, MV_RW)
 MVK(mv_q6_k_m4, mv_q6k_body, 4, MV_RW)
@@ -545,6 +593,7 @@ MVK(mv_f32_m8, mv_dense_body, DT_F32, 8, MV_RW)
 MVK(mv_f16_m8, mv_dense_body, DT_F16, 8, MV_RW)
 MVK(mv_bf16_m8, mv_dense_body, DT_BF16, 8, MV_RW)
 MVK(mv_q4_0_m8, mv_q8blk_body, GG_Q4_0, 8, MV_RW)
+MVK(mv_q4_1_m8, mv_q8blk_body, GG_Q4_1, 8, MV_RW)
 MVK(mv_q8_0_m8, mv_q8blk_body, GG_Q8_0, 8, MV_RW)
 MVK(mv_q4_k_m8, mv_q4k_body, 8, MV_RW)
 MVK(mv_q6_k_m8, mv_q6k_body, 8, MV_RW)
