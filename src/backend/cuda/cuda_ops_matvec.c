@@ -33,17 +33,21 @@ static const char *pick(const char *const names[4], int mt) {
     return names[mt == 1 ? 0 : mt == 2 ? 1 : mt == 4 ? 2 : 3];
 }
 
-/* Largest M the matvec kernels take before the tensor-core GEMM gets first
- * try (the GEMM dequantizes all of W to bf16 first, ~10x the matvec's cost
- * at M = 8). Env MLXN_CUDA_MV_MAX_M overrides it (7 restores the old routing,
- * where M = 8 went to the GEMM). */
-static int64_t mv_max_m(void) {
+/* Largest M the matvec kernels take before the dequantize + cuBLASLt GEMM
+ * gets first try. Chosen per format from H100 measurements at M = 8 (W
+ * 4096x14336, µs, matvec vs GEMM): MLX 4-bit 254 vs 367, MLX 8-bit 203 vs
+ * 219, Q4_K 250 vs 316, Q6_K 129 vs 350 -> matvec; Q4_0 366 vs 242, Q4_1 360
+ * vs 247, Q8_0 267 vs 225 -> GEMM. Env MLXN_CUDA_MV_MAX_M overrides it. */
+static int64_t mv_max_m(const mlxn_weight_desc *d) {
     const char *e = getenv("MLXN_CUDA_MV_MAX_M");
     if (e && *e) {
         char *end = NULL;
         long v = strtol(e, &end, 10);
         if (end && *end == 0 && v >= 0) return v;
     }
+    if (d->format == MLXN_WEIGHT_GGUF &&
+        (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1 || d->gguf_type == MLXN_GGUF_Q8_0))
+        return 7;
     return 8;
 }
 
@@ -94,7 +98,7 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
 
     CUdeviceptr data = mlxn_cuda_addr(d->data);
     const char *const *set = mv_set(w, data);
-    if (!set || M > mv_max_m()) {
+    if (!set || M > mv_max_m(d)) {
         MLXN_TRY(mlxn_cuda_gemm_try(s, op, done));
         if (*done) return MLXN_OK;
     }
