@@ -61,22 +61,35 @@ const mlxn_cpu_features *mlxn_cpu_detect_features(void) {
 
 /* ---------------------------------------------------------------- thread pool */
 
+/* Workers spin on the job generation for a short while before sleeping on
+ * the condition variable, so the many small ops of a decode step do not each
+ * pay a sleep/wake-up (tens of µs); the caller spins for the workers'
+ * completion. */
+#define POOL_SPIN_ITERS 20000
+
 struct mlxn_cpu_pool {
     int n_threads; /* including the caller */
     pthread_t *threads;
     pthread_mutex_t mu;
-    pthread_cond_t work_cv, done_cv;
-    /* current job */
+    pthread_cond_t work_cv;
+    /* current job (written by the caller before generation is bumped) */
     mlxn_cpu_range_fn fn;
     void *ctx;
     int64_t n, chunk;
     int n_chunks;
-    int generation;
-    int pending; /* workers still running this generation */
-    int stop;
+    _Atomic int generation;
+    _Atomic int pending; /* workers still running this generation */
+    _Atomic int stop;
+    int sleepers;        /* workers waiting on work_cv (under mu) */
 };
 
 typedef struct { mlxn_cpu_pool *pool; int index; } worker_arg;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void run_chunks(mlxn_cpu_pool *p, int t) {
     /* static assignment: thread t runs chunk t (deterministic) */
@@ -93,17 +106,26 @@ static void *worker_main(void *arg) {
     int idx = wa->index;
     free(wa);
     int seen = 0;
-    pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->work_cv, &p->mu);
-        if (p->stop) break;
-        seen = p->generation;
-        pthread_mutex_unlock(&p->mu);
+        int spins = 0;
+        while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
+               !atomic_load_explicit(&p->stop, memory_order_acquire) && spins < POOL_SPIN_ITERS) {
+            cpu_relax();
+            spins++;
+        }
+        if (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
+            !atomic_load_explicit(&p->stop, memory_order_acquire)) {
+            pthread_mutex_lock(&p->mu);
+            p->sleepers++;
+            while (!atomic_load(&p->stop) && atomic_load(&p->generation) == seen) pthread_cond_wait(&p->work_cv, &p->mu);
+            p->sleepers--;
+            pthread_mutex_unlock(&p->mu);
+        }
+        if (atomic_load(&p->stop)) break;
+        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
         run_chunks(p, idx);
-        pthread_mutex_lock(&p->mu);
-        if (--p->pending == 0) pthread_cond_signal(&p->done_cv);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
     }
-    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -113,7 +135,9 @@ static mlxn_status pool_create(int n_threads, mlxn_cpu_pool **out) {
     p->n_threads = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work_cv, NULL);
-    pthread_cond_init(&p->done_cv, NULL);
+    atomic_init(&p->generation, 0);
+    atomic_init(&p->pending, 0);
+    atomic_init(&p->stop, 0);
     if (n_threads > 1) {
         p->threads = calloc((size_t)n_threads, sizeof *p->threads);
         if (!p->threads) { free(p); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "cpu: out of host memory"); }
@@ -135,13 +159,12 @@ static mlxn_status pool_create(int n_threads, mlxn_cpu_pool **out) {
 static void pool_destroy(mlxn_cpu_pool *p) {
     if (!p) return;
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n_threads; i++) pthread_join(p->threads[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->work_cv);
-    pthread_cond_destroy(&p->done_cv);
     free(p->threads);
     free(p);
 }
@@ -155,20 +178,18 @@ void mlxn_cpu_parallel_for(mlxn_cpu_device *dev, int64_t n, int64_t grain, mlxn_
     int chunks = nt < max_chunks ? nt : (int)max_chunks;
     if (chunks <= 1) { fn(ctx, 0, n, 0); return; }
     int64_t chunk = (n + chunks - 1) / chunks;
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
     p->chunk = chunk;
     p->n_chunks = chunks;
-    p->pending = nt - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->work_cv);
+    atomic_store_explicit(&p->pending, nt - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    pthread_mutex_lock(&p->mu);
+    if (p->sleepers) pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     run_chunks(p, 0);
-    pthread_mutex_lock(&p->mu);
-    while (p->pending > 0) pthread_cond_wait(&p->done_cv, &p->mu);
-    pthread_mutex_unlock(&p->mu);
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
 }
 
 /* ---------------------------------------------------------------- memory (shared with ref) */
