@@ -5,6 +5,7 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -189,7 +190,12 @@ void mlxn_cpu_parallel_for(mlxn_cpu_device *dev, int64_t n, int64_t grain, mlxn_
     if (p->sleepers) pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->mu);
     run_chunks(p, 0);
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) cpu_relax();
+    /* spin, then yield: a descheduled worker (oversubscribed machine) must not
+     * cost the caller its whole time slice */
+    for (int spins = 0; atomic_load_explicit(&p->pending, memory_order_acquire) > 0; spins++) {
+        if (spins < POOL_SPIN_ITERS) cpu_relax();
+        else sched_yield();
+    }
 }
 
 /* ---------------------------------------------------------------- memory (shared with ref) */
