@@ -240,6 +240,10 @@ mlxn_status mlxn_dispatch(mlxn_session *s, const mlxn_op *op);
 /* Geometry of a weight row in bytes (for MLX: packed bytes; GGUF: blocks). */
 int64_t mlxn_weight_row_bytes(const mlxn_weight_desc *d);
 
+/* Unpack n LSB-first `bits`-wide MLX codes (bits 2..8; n a multiple of 8)
+ * from p into one byte each. */
+void mlxn_unpack_codes(const uint8_t *p, int64_t n, int bits, uint8_t *q);
+
 /* Dequantize rows [r0, r0+nrows) of a weight whose storage is host-visible
  * (CPU/ref). out: [nrows, cols] f32. */
 mlxn_status mlxn_weight_dequant_rows_host(const mlxn_weight *w, int64_t r0, int64_t nrows, float *out);

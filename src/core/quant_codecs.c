@@ -59,7 +59,7 @@ static inline uint64_t ld_pack(const uint8_t *p, int B) {
 #endif
 
 /* Unpack `n` consecutive fields starting at field 0 of p into q (n multiple of 8). */
-NO_VECTORIZE static void unpack_bits(const uint8_t *p, int64_t n, int bits, uint8_t *q) {
+NO_VECTORIZE void mlxn_unpack_codes(const uint8_t *p, int64_t n, int bits, uint8_t *q) {
     switch (bits) {
     case 8: memcpy(q, p, (size_t)n); return;
     case 4:
@@ -164,7 +164,7 @@ static void dequant_affine_row(const uint8_t *p, const void *sc, const void *bi,
     const int64_t group_bytes = (int64_t)group_size * bits / 8;
     for (int64_t g = 0; g < ng; g++) {
         float s = ld_scale(sc, sdt, g), b = ld_scale(bi, sdt, g);
-        unpack_bits(p + g * group_bytes, group_size, bits, q);
+        mlxn_unpack_codes(p + g * group_bytes, group_size, bits, q);
         float *o = out + g * group_size;
         for (int j = 0; j < group_size; j++) o[j] = s * (float)q[j] + b;
     }
@@ -499,7 +499,7 @@ mlxn_status mlxn_weight_dequant_rows_host(const mlxn_weight *w, int64_t r0, int6
             uint8_t q[128];
             for (int64_t g = 0; g < ng; g++) {
                 float s = ld_scale(srow, sdt, g), b = ld_scale(brow, sdt, g); /* may be unaligned */
-                unpack_bits(base + rr * rb + g * d->group_size * d->bits / 8, d->group_size, d->bits, q);
+                mlxn_unpack_codes(base + rr * rb + g * d->group_size * d->bits / 8, d->group_size, d->bits, q);
                 float *o = out + r * K + g * d->group_size;
                 for (int j = 0; j < d->group_size; j++) o[j] = s * (float)q[j] + b;
             }

@@ -92,48 +92,6 @@ typedef struct mm_ctx {
     uint8_t *codes;   // [n_threads, NB, K] unpacked MLX codes (CPU_Q_MLXB)
 } mm_ctx;
 
-/* Little-endian load of a B-byte pack (B = 2, 3, 5, 6) into a register (no
- * stack round trip: a variable-size memcpy into a uint64 stalls on store
- * forwarding and made unpacking 6x slower). */
-static inline uint64_t ld_pack(const uint8_t *p, int B) {
-    uint32_t a32;
-    uint16_t a16, b16;
-    switch (B) {
-    case 2: memcpy(&a16, p, 2); return a16;
-    case 3: memcpy(&a16, p, 2); return a16 | ((uint64_t)p[2] << 16);
-    case 5: memcpy(&a32, p, 4); return a32 | ((uint64_t)p[4] << 32);
-    default: memcpy(&a32, p, 4); memcpy(&b16, p + 4, 2); return a32 | ((uint64_t)b16 << 32);
-    }
-}
-
-/* GCC's auto-vectorized version of the unpack loops is 2x slower than scalar. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define NO_VECTORIZE __attribute__((optimize("no-tree-vectorize")))
-#else
-#define NO_VECTORIZE
-#endif
-
-/* Unpack n (multiple of 8) LSB-first `bits`-wide codes (bits 2, 3, 5, 6) to bytes. */
-NO_VECTORIZE static void unpack_codes(const uint8_t *p, int64_t n, int bits, uint8_t *q) {
-#define UNPACK_PACKS(B)                                                                          \
-    for (int64_t j = 0; j < n / 8; j++) {                                                        \
-        const uint64_t v = ld_pack(p + j * (B), (B));                                            \
-        const uint64_t m_ = (1u << (B)) - 1u;                                                    \
-        uint8_t *o_ = q + 8 * j;                                                                 \
-        o_[0] = (uint8_t)(v & m_);                o_[1] = (uint8_t)((v >> (B)) & m_);            \
-        o_[2] = (uint8_t)((v >> (2 * (B))) & m_); o_[3] = (uint8_t)((v >> (3 * (B))) & m_);      \
-        o_[4] = (uint8_t)((v >> (4 * (B))) & m_); o_[5] = (uint8_t)((v >> (5 * (B))) & m_);      \
-        o_[6] = (uint8_t)((v >> (6 * (B))) & m_); o_[7] = (uint8_t)((v >> (7 * (B))) & m_);      \
-    }
-    switch (bits) {
-    case 2: UNPACK_PACKS(2) break;
-    case 3: UNPACK_PACKS(3) break;
-    case 5: UNPACK_PACKS(5) break;
-    default: UNPACK_PACKS(6) break;
-    }
-#undef UNPACK_PACKS
-}
-
 static void store_y(mm_ctx *c, int64_t m, int64_t n, float v) { memcpy(c->y + (size_t)(m * c->N + n) * 4, &v, 4); }
 
 static void mm_range(void *vctx, int64_t n0, int64_t n1, int thread) {
@@ -154,7 +112,7 @@ static void mm_range(void *vctx, int64_t n0, int64_t n1, int thread) {
 #if defined(__x86_64__)
                 done = mlxn_cpu_avx2_unpack_codes(src, K, bits, dst); /* path 2 implies AVX2 */
 #endif
-                unpack_codes(src + done * bits / 8, K - done, bits, dst + done);
+                mlxn_unpack_codes(src + done * bits / 8, K - done, bits, dst + done);
             }
         }
         (void)codes; /* only read by the x86-64 kernels */
