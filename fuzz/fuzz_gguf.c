@@ -50,7 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (mlxn_gguf_find_tensor(g, ti.name) != i) abort();
         if (ti.nbytes) sink += ((const uint8_t *)ti.data)[0] + ((const uint8_t *)ti.data)[ti.nbytes - 1];
         int64_t n = 1;
-        for (int d = 0; d < ti.n_dims; d++) n *= ti.shape[d];
+        for (int d = 0; d < ti.n_dims; d++)
+            if (__builtin_mul_overflow(n, ti.shape[d], &n)) abort(); /* the reader must bound every dim product */
         if (n > 0 && n <= (1 << 16) && ti.type != MLXN_GGUF_F32) {
             float *out = malloc((size_t)n * sizeof(float));
             (void)mlxn_gguf_dequantize(ti.type, ti.data, n, out);

@@ -37,7 +37,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             mlxn_model_tensor_info ti;
             if (mlxn_model_files_tensor(mf, i, &ti) != MLXN_OK) abort();
             int64_t n = 1;
-            for (int d = 0; d < ti.ndim; d++) n *= ti.shape[d];
+            for (int d = 0; d < ti.ndim; d++)
+                if (__builtin_mul_overflow(n, ti.shape[d], &n)) abort(); /* the reader must bound every dim product */
             if (n > 0 && n <= (1 << 16)) {
                 float *out = malloc((size_t)n * sizeof(float));
                 (void)mlxn_model_files_read_f32(mf, ti.name, out, (size_t)n);

@@ -406,6 +406,13 @@ mlxn_status mlxn_gguf_tensor_nbytes(mlxn_gguf_type t, int n_dims, const int64_t 
             if (__builtin_mul_overflow(numel, (uint64_t)shape[d], &numel)) goto overflow;
         }
         if (numel > (uint64_t)INT64_MAX || total > (uint64_t)SIZE_MAX) goto overflow;
+        /* a zero dim makes numel 0, but a reader multiplying the dims in
+         * another order must not overflow either: bound the product of the
+         * non-zero dims too */
+        uint64_t nz = 1;
+        for (int d = 0; d < n_dims; d++)
+            if (shape[d] > 0 && __builtin_mul_overflow(nz, (uint64_t)shape[d], &nz)) goto overflow;
+        if (nz > (uint64_t)INT64_MAX) goto overflow;
     }
     *out = (size_t)total;
     return MLXN_OK;

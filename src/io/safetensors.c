@@ -124,7 +124,8 @@ static mlxn_status parse_entry(const char *P, const char *name, json_t *v, st_en
     if (nd > 4)
         return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "safetensors '%s': tensor '%s' has %zu dims > 4", P, name, nd);
     e->ndim = (int)nd;
-    uint64_t numel = 1;
+    uint64_t numel = 1, nonzero = 1; /* nonzero: product of the non-zero dims, bounded too so
+                                       * that no multiplication order overflows */
     int overflow = 0;
     for (size_t i = 0; i < nd; i++) {
         json_t *d = json_array_get(js, i);
@@ -133,7 +134,9 @@ static mlxn_status parse_entry(const char *P, const char *name, json_t *v, st_en
                                   P, name, i);
         e->shape[i] = (int64_t)json_integer_value(d);
         if (__builtin_mul_overflow(numel, (uint64_t)e->shape[i], &numel)) overflow = 1;
+        if (e->shape[i] > 0 && __builtin_mul_overflow(nonzero, (uint64_t)e->shape[i], &nonzero)) overflow = 1;
     }
+    if (nonzero > (uint64_t)INT64_MAX) overflow = 1;
     for (size_t i = nd; i < 4; i++) e->shape[i] = 1;
     char sb[MLXN_SHAPE_STR_CAP];
     uint64_t need;
