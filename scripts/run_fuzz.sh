@@ -5,7 +5,8 @@
 # copy). Exits non-zero if any target crashes, leaks or trips a sanitizer;
 # the crashing input is left in the build dir (crash-*, leak-*, timeout-*).
 # usage: scripts/run_fuzz.sh [SECONDS_PER_TARGET (default 30)] [TARGET...]
-# env:   BUILD (default build-fuzz), JOBS (default 2), CC (default clang)
+# env:   BUILD (default build-fuzz), JOBS (default 2), CC (default clang),
+#        FUZZ_SEED (libFuzzer seed, default 1: CI runs are reproducible; 0 = random)
 set -eu
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 SECS="${1:-30}"
@@ -29,7 +30,7 @@ for t in $TARGETS; do
     echo "run_fuzz: $t for ${SECS}s (seeds: $seeds)" >&2
     # -rss_limit_mb bounds memory; -max_len fits the seeds; leaks are detected (ASan/LSan)
     if ! (cd "$BUILD" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-          "./fuzz/$t" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
+          "./fuzz/$t" -seed="${FUZZ_SEED:-1}" -max_total_time="$SECS" -rss_limit_mb=2048 -max_len=65536 -timeout=10 \
           -print_final_stats=1 "$work" "$seeds" 2>"$work.log"); then
         echo "run_fuzz: $t FAILED; last lines of $work.log:" >&2
         tail -n 40 "$work.log" >&2
