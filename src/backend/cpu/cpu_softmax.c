@@ -9,6 +9,7 @@
  * at run time. A row whose every logit is -inf (fully masked) yields zeros.
  * y may alias x. */
 #include "backend/cpu/cpu_backend.h"
+#include "backend/cpu/cpu_simd.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -44,24 +45,6 @@ static void mul_scalar(float *y, float s, int64_t n) {
 /* ---------------------------------------------------------------- AVX2 passes */
 
 #if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x) {
-    /* exp(-inf) must be 0: clamp low inputs to -87.3 then flush them below */
-    __m256 tiny = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500E-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073E-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894E-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459E-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201E-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(tiny, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
 
 __attribute__((target("avx2,fma"))) static float max_avx2(const float *x, const float *m, float scale, int64_t n) {
     __m256 vs = _mm256_set1_ps(scale), vm = _mm256_set1_ps(-INFINITY);
@@ -90,7 +73,7 @@ __attribute__((target("avx2,fma"))) static double exp_avx2(const float *x, const
         for (; j + 8 <= stop; j += 8) {
             __m256 z = _mm256_mul_ps(vs, _mm256_loadu_ps(x + j));
             if (m) z = _mm256_add_ps(z, _mm256_loadu_ps(m + j));
-            __m256 e = exp8(_mm256_sub_ps(z, vmx));
+            __m256 e = mlxn_cpu_exp8(_mm256_sub_ps(z, vmx));
             _mm256_storeu_ps(y + j, e);
             acc = _mm256_add_ps(acc, e);
         }
