@@ -188,6 +188,21 @@ static void print_stats(const cli_loaded *L, const mlxn_runner *r, const mlxn_ge
             cli_fmt_bytes((double)mlxn_runner_kv_bytes(r), (char[32]){ 0 }, 32));
 }
 
+/* Generation parameters from the command-line options, streaming into sc. */
+static mlxn_gen_params gen_params(const gen_opts *o, const cli_loaded *L, stream_ctx *sc) {
+    mlxn_gen_params gp;
+    memset(&gp, 0, sizeof gp);
+    gp.max_tokens = o->n_predict;
+    gp.sampling = o->sp;
+    gp.stop = o->stop;
+    gp.n_stop = o->n_stop;
+    gp.ignore_eos = o->ignore_eos;
+    gp.tok = L->tok;
+    gp.on_text = on_text;
+    gp.user = sc;
+    return gp;
+}
+
 static int setup(const gen_opts *o, cli_loaded *L, mlxn_runner **r, mlxn_chat_format *fmt) {
     if (cli_load(o->model, o->device, o->threads, 1, o->verbose, L)) return 1;
     char desc[512];
@@ -320,16 +335,7 @@ int mlxn_cmd_generate(int argc, char **argv) {
     }
     if (rc == 0) {
         stream_ctx sc = { stdout, 0, NULL, 0, 0 };
-        mlxn_gen_params gp;
-        memset(&gp, 0, sizeof gp);
-        gp.max_tokens = o.n_predict;
-        gp.sampling = o.sp;
-        gp.stop = o.stop;
-        gp.n_stop = o.n_stop;
-        gp.ignore_eos = o.ignore_eos;
-        gp.tok = L.tok;
-        gp.on_text = on_text;
-        gp.user = &sc;
+        mlxn_gen_params gp = gen_params(&o, &L, &sc);
         mlxn_gen_stats gs;
         if (o.n_predict > 0 && mlxn_generate(r, ids, (int)n_ids, &gp, &gs, NULL, NULL) != MLXN_OK) {
             fprintf(stderr, "\nerror: generation failed: %s\n", mlxn_last_error());
@@ -482,16 +488,7 @@ int mlxn_cmd_chat(int argc, char **argv) {
             continue;
         }
         stream_ctx sc = { stdout, 1, NULL, 0, 0 };
-        mlxn_gen_params gp;
-        memset(&gp, 0, sizeof gp);
-        gp.max_tokens = o.n_predict;
-        gp.sampling = o.sp;
-        gp.stop = o.stop;
-        gp.n_stop = o.n_stop;
-        gp.ignore_eos = o.ignore_eos;
-        gp.tok = L.tok;
-        gp.on_text = on_text;
-        gp.user = &sc;
+        mlxn_gen_params gp = gen_params(&o, &L, &sc);
         mlxn_gen_stats gs;
         mlxn_status st = mlxn_generate(r, ids, (int)n_ids, &gp, &gs, NULL, NULL);
         free(ids);
