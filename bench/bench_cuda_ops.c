@@ -161,8 +161,7 @@ static void issue_mm(mlxn_session *s, void *ctx, int call) {
     OK(mlxn_matmul(s, c->x, c->w[call % c->nw], c->y));
 }
 
-static void bench_matmul(const wkind *k, int64_t M) {
-    const int64_t N = 4096, K = 14336;
+static void bench_matmul_nk(const wkind *k, int64_t M, int64_t N, int64_t K, const char *tag) {
     enum { MAXW = 8 };
     mlxn_weight *w[MAXW];
     mlxn_buffer *hold[MAXW][3];
@@ -184,8 +183,12 @@ static void bench_matmul(const wkind *k, int64_t M) {
     REPS = 25;
     double bytes = (double)wbytes + (double)(M * K + M * N) * 4;
     char what[96];
-    snprintf(what, sizeof what, "matmul %s M=%lld", k->name, (long long)M);
-    double anchor = M == 1 ? k->anchor[0] : M == 8 ? k->anchor[1] : k->anchor[2];
+    if (N == 4096 && K == 14336)
+        snprintf(what, sizeof what, "matmul %s M=%lld%s", k->name, (long long)M, tag);
+    else
+        snprintf(what, sizeof what, "matmul %s M=%lld N=%lld K=%lld%s", k->name, (long long)M, (long long)N,
+                 (long long)K, tag);
+    double anchor = N != 4096 || K != 14336 ? 0 : M == 1 ? k->anchor[0] : M == 8 ? k->anchor[1] : k->anchor[2];
     row(what, us, anchor, us_dram, bytes);
     for (int i = 0; i < nrot; i++) {
         mlxn_weight_destroy(w[i]);
@@ -193,6 +196,26 @@ static void bench_matmul(const wkind *k, int64_t M) {
     }
     mlxn_buffer_release(c.x);
     mlxn_buffer_release(c.y);
+}
+
+/* The anchors' shape: W [4096, 14336]. */
+static void bench_matmul(const wkind *k, int64_t M) { bench_matmul_nk(k, M, 4096, 14336, ""); }
+
+/* MLXN_BENCH_ONLY=mvsweep: the M=1 kernel variants (env MLXN_CUDA_MV_VARIANT)
+ * for MLX 4-bit, Q4_0 and Q4_1, at the anchor shape and at [14336, 4096]. */
+static void bench_mv_sweep(const wkind *kinds) {
+    static const char *const vs[] = {"", "d", "l", "r", "u", "v", "w", "x", "y"};
+    const int fmts[3] = {0, 2, 3}; /* indices of mlx4, Q4_0, Q4_1 in kinds[] */
+    for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++) {
+        setenv("MLXN_CUDA_MV_VARIANT", vs[v], 1);
+        char tag[16];
+        snprintf(tag, sizeof tag, " v=%s", vs[v][0] ? vs[v] : "default");
+        for (int f = 0; f < 3; f++) {
+            bench_matmul_nk(&kinds[fmts[f]], 1, 4096, 14336, tag);
+            bench_matmul_nk(&kinds[fmts[f]], 1, 14336, 4096, tag);
+        }
+    }
+    unsetenv("MLXN_CUDA_MV_VARIANT");
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -322,6 +345,12 @@ int main(int argc, char **argv) {
         {"f16", MLXN_WEIGHT_DENSE, MLXN_F16, 0, 0, 0, {40.50, 47.09, 136.96}},
         {"bf16", MLXN_WEIGHT_DENSE, MLXN_BF16, 0, 0, 0, {40.21, 47.39, 120.46}},
     };
+    if (only && strcmp(only, "mvsweep") == 0) {
+        bench_mv_sweep(kinds);
+        fclose(g_md);
+        mlxn_device_close(g_dev);
+        return 0;
+    }
     const int64_t Ms[3] = {1, 8, 512};
     for (int mi = 0; mi < 3; mi++)
         for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {

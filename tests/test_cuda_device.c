@@ -414,8 +414,9 @@ static void test_matmul_all_formats(void) {
     const int64_t Ms[4] = {1, 3, 8, 33};
     for (int i = 0; i < ns; i++) {
         const wspec *sp = &specs[i];
-        for (int shape = 0; shape < 2; shape++) {
-            int64_t N = shape ? 301 : 37, K = shape ? 2048 : 512;
+        for (int shape = 0; shape < 3; shape++) {
+            /* shape 2: rows long enough for the block-wide matvec kernels */
+            int64_t N = shape == 2 ? 67 : shape ? 301 : 37, K = shape == 2 ? 8448 : shape ? 2048 : 512;
             if (shape && sp->fmt == MLXN_WEIGHT_MLX_AFFINE && sp->group != 64) continue;
             wbytes wb;
             make_wbytes(sp, N, K, &wb);

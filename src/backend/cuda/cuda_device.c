@@ -411,6 +411,15 @@ static void cuda_graph_destroy(void *graph_impl) {
 
 /* ---------------------------------------------------------------- launch */
 
+/* Kernel sources whose every kernel begins with PDL_ENTER() (common.cu), so
+ * they may be launched as programmatic dependents of the kernel before. */
+static int pdl_source(const char *source) {
+    static const char *const ok[] = {"matvec.cu", "elementwise.cu", "quant.cu"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(source, ok[i]) == 0) return 1;
+    return 0;
+}
+
 mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *name, unsigned gx, unsigned gy,
                              unsigned gz, unsigned bx, unsigned smem, void **args) {
     mlxn_cuda_sess *ss = s->impl;
@@ -425,7 +434,21 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
                                   name, smem, cd->smem_optin);
         cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
     }
-    CUresult r = cd->cu->cuLaunchKernel(fn, gx, gy, gz, bx, 1, 1, smem, ss->stream, args, NULL);
+    CUresult r;
+    if (cd->pdl && pdl_source(source)) {
+        /* programmatic dependent launch: this grid may be scheduled while the
+         * previous kernel in the stream still runs; its kernels wait for that
+         * kernel's completion (griddepcontrol.wait in PDL_ENTER) before they
+         * touch memory, so only the launch latency overlaps */
+        mlxn_cu_launch_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.id = MLXN_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+        attr.v.value = 1;
+        mlxn_cu_launch_config cfg = {gx, gy, gz, bx, 1, 1, smem, ss->stream, &attr, 1};
+        r = cd->cu->cuLaunchKernelEx(&cfg, fn, args, NULL);
+    } else {
+        r = cd->cu->cuLaunchKernel(fn, gx, gy, gz, bx, 1, 1, smem, ss->stream, args, NULL);
+    }
     if (r != CUDA_SUCCESS) {
         char what[160];
         snprintf(what, sizeof what, "launch %s (grid %u x %u x %u, block %u)", name, gx, gy, gz, bx);
@@ -487,6 +510,11 @@ mlxn_status mlxn_cuda_device_open(int ordinal, const mlxn_device_opts *opts, mlx
     cu->cuDeviceGetAttribute(&cd->sm_count, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, cd->dev);
     cu->cuDeviceGetAttribute(&cd->l2_bytes, CU_DEVICE_ATTRIBUTE_L2_CACHE_SIZE, cd->dev);
     cu->cuDeviceGetAttribute(&cd->smem_optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, cd->dev);
+    {
+        const char *e = getenv("MLXN_CUDA_PDL");
+        int want = !(e && e[0] == '0' && e[1] == 0);
+        cd->pdl = want && cd->cc_major >= 9 && cu->cuLaunchKernelEx != NULL;
+    }
     cu->cuDeviceTotalMem(&cd->total_mem, cd->dev);
     if (cd->cc_major < 8) {
         st = mlxn_set_error(MLXN_ERR_UNSUPPORTED,

@@ -44,6 +44,20 @@ typedef struct CUgraphExec_st *CUgraphExec;
 #define CU_EVENT_DEFAULT 0
 
 /* driver entry points, resolved with dlsym (versioned names where the header maps them) */
+/* Driver ABI of cuLaunchKernelEx (cuda.h: CUlaunchAttribute, CUlaunchConfig). */
+#define MLXN_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION 6
+typedef struct mlxn_cu_launch_attr {
+    int id;
+    char pad[4];
+    union { char pad[64]; int value; } v;
+} mlxn_cu_launch_attr;
+typedef struct mlxn_cu_launch_config {
+    unsigned grid_x, grid_y, grid_z, block_x, block_y, block_z, smem;
+    CUstream stream;
+    mlxn_cu_launch_attr *attrs;
+    unsigned n_attrs;
+} mlxn_cu_launch_config;
+
 typedef struct mlxn_cuda_api {
     void *lib;
     CUresult (*cuInit)(unsigned);
@@ -87,6 +101,9 @@ typedef struct mlxn_cuda_api {
     CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
     CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
                                unsigned, CUstream, void **, void **);
+    /* optional (NULL when the driver lacks it): launches with attributes,
+     * used for programmatic dependent launch on sm_90+ */
+    CUresult (*cuLaunchKernelEx)(const struct mlxn_cu_launch_config *, CUfunction, void **, void **);
     CUresult (*cuStreamBeginCapture)(CUstream, int);
     CUresult (*cuStreamEndCapture)(CUstream, CUgraph *);
     CUresult (*cuGraphInstantiateWithFlags)(CUgraphExec *, CUgraph, unsigned long long);
@@ -174,6 +191,7 @@ typedef struct mlxn_cuda_dev {
     int sm_count;
     int l2_bytes;
     int smem_optin;
+    int pdl; /* programmatic dependent launch for kernels whose source opts in (sm_90+, MLXN_CUDA_PDL != 0) */
     size_t total_mem;
     mlxn_cuda_registry reg;
     /* pinned staging for uploads/downloads (2 halves, double-buffered) */

@@ -85,6 +85,11 @@ static int load_cu_symbols(void) {
     LOAD_CU(cuModuleGetFunction, "cuModuleGetFunction");
     LOAD_CU(cuFuncSetAttribute, "cuFuncSetAttribute");
     LOAD_CU(cuLaunchKernel, "cuLaunchKernel");
+    {
+        static const char *const nm_ex[] = {"cuLaunchKernelEx", NULL};
+        void *p_ = sym_any(g_cu.lib, nm_ex); /* optional: CUDA 11.8+ drivers */
+        memcpy(&g_cu.cuLaunchKernelEx, &p_, sizeof p_);
+    }
     LOAD_CU(cuStreamBeginCapture, "cuStreamBeginCapture_v2");
     LOAD_CU(cuStreamEndCapture, "cuStreamEndCapture");
     LOAD_CU(cuGraphInstantiateWithFlags, "cuGraphInstantiateWithFlags");

@@ -2,7 +2,8 @@
  * kernels/matvec.cu (MLX affine 4/8-bit, dense f32/f16/bf16, GGUF Q4_0, Q4_1,
  * Q8_0, Q4_K, Q6_K) when the weight's layout allows its vector loads
  * (alignment of data and x, row bytes, group size), with an M tile of 1, 2, 4
- * or 8 rows of x per launch row (grid.y covers larger M). Quantized matmuls
+ * or 8 rows of x per launch row (grid.y covers larger M), as warp-per-rows
+ * or block-per-rows kernels. Quantized matmuls
  * with M > 8 (env MLXN_CUDA_MV_MAX_M), or whose layout the matvec kernels
  * can't take, go to the tensor-core GEMM in cuda_ops_gemm.c when it applies.
  * Env MLXN_CUDA_NO_Q4_1_MV=1 sends Q4_1 back to the generic kernel. Sets
@@ -10,6 +11,7 @@
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 /* Mirrors struct WP in quant.cu (and wparams in cuda_ops_quant.c). */
 typedef struct {
@@ -20,7 +22,13 @@ typedef struct {
 
 mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done);
 
-#define MV_ROWS_PER_BLOCK 8 /* MV_WARPS (4) x MV_RW (2) */
+/* Two kernel shapes (matvec.cu): "m" kernels give each warp 2 weight rows
+ * (8 rows per 128-thread block); "b" kernels give the whole block 4 rows (8
+ * for one row of x in the formats of mv_wide8) and split K across its 128
+ * threads, which keeps more loads in flight per SM and reuses each x load
+ * for every row. */
+#define MV_ROWS_WARP 8
+#define MV_ROWS_WIDE 4
 
 /* The Q4_1 fast kernel is on unless MLXN_CUDA_NO_Q4_1_MV is set (not "0"),
  * which sends Q4_1 back to the generic kernel. */
@@ -29,8 +37,30 @@ static int q41_fast_enabled(void) {
     return !(e && *e && !(e[0] == '0' && e[1] == 0));
 }
 
-static const char *pick(const char *const names[4], int mt) {
-    return names[mt == 1 ? 0 : mt == 2 ? 1 : mt == 4 ? 2 : 3];
+static const char *pick(const char *const names[8], int mt, int wide) {
+    return names[(mt == 1 ? 0 : mt == 2 ? 1 : mt == 4 ? 2 : 3) + (wide ? 4 : 0)];
+}
+
+/* Formats whose one-row wide kernel (b1) takes 8 rows per block. */
+static int mv_wide8(const mlxn_weight_desc *d) {
+    if (d->format == MLXN_WEIGHT_MLX_AFFINE) return 1;
+    return d->format == MLXN_WEIGHT_GGUF && (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1 ||
+                                             d->gguf_type == MLXN_GGUF_Q8_0);
+}
+
+/* Whether to use the block-wide kernels: env MLXN_CUDA_MV_WIDE=0/1 forces it.
+ * By default one row of x in MLX 4/8-bit, Q4_0, Q4_1 or Q8_0 always goes
+ * wide (measured faster on the H100 even for K = 576); otherwise rows of at
+ * least 256 load units (16-byte chunks or GGUF blocks) do. */
+static int mv_wide(const mlxn_weight_desc *d, int64_t K, int mt) {
+    const char *e = getenv("MLXN_CUDA_MV_WIDE");
+    if (e && *e) return e[0] != '0';
+    if (mt == 1 && mv_wide8(d)) return 1;
+    int64_t units;
+    if (d->format == MLXN_WEIGHT_MLX_AFFINE) units = K * d->bits / 128;
+    else if (d->format == MLXN_WEIGHT_DENSE) units = K * (int64_t)mlxn_dtype_size(d->data->dtype) / 16;
+    else units = K / 32;
+    return units >= 256;
 }
 
 /* Largest M the matvec kernels take before the dequantize + cuBLASLt GEMM
@@ -54,16 +84,26 @@ static int64_t mv_max_m(const mlxn_weight_desc *d) {
 /* Kernel set for this weight, or NULL when its layout doesn't allow the fast
  * kernels' vector loads. */
 static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
-    static const char *const k_mlx4[4] = {"mv_mlx4_m1", "mv_mlx4_m2", "mv_mlx4_m4", "mv_mlx4_m8"};
-    static const char *const k_mlx8[4] = {"mv_mlx8_m1", "mv_mlx8_m2", "mv_mlx8_m4", "mv_mlx8_m8"};
-    static const char *const k_f32[4] = {"mv_f32_m1", "mv_f32_m2", "mv_f32_m4", "mv_f32_m8"};
-    static const char *const k_f16[4] = {"mv_f16_m1", "mv_f16_m2", "mv_f16_m4", "mv_f16_m8"};
-    static const char *const k_bf16[4] = {"mv_bf16_m1", "mv_bf16_m2", "mv_bf16_m4", "mv_bf16_m8"};
-    static const char *const k_q40[4] = {"mv_q4_0_m1", "mv_q4_0_m2", "mv_q4_0_m4", "mv_q4_0_m8"};
-    static const char *const k_q41[4] = {"mv_q4_1_m1", "mv_q4_1_m2", "mv_q4_1_m4", "mv_q4_1_m8"};
-    static const char *const k_q80[4] = {"mv_q8_0_m1", "mv_q8_0_m2", "mv_q8_0_m4", "mv_q8_0_m8"};
-    static const char *const k_q4k[4] = {"mv_q4_k_m1", "mv_q4_k_m2", "mv_q4_k_m4", "mv_q4_k_m8"};
-    static const char *const k_q6k[4] = {"mv_q6_k_m1", "mv_q6_k_m2", "mv_q6_k_m4", "mv_q6_k_m8"};
+    static const char *const k_mlx4[8] = {"mv_mlx4_m1", "mv_mlx4_m2", "mv_mlx4_m4", "mv_mlx4_m8",
+                                            "mv_mlx4_b1", "mv_mlx4_b2", "mv_mlx4_b4", "mv_mlx4_b8"};
+    static const char *const k_mlx8[8] = {"mv_mlx8_m1", "mv_mlx8_m2", "mv_mlx8_m4", "mv_mlx8_m8",
+                                            "mv_mlx8_b1", "mv_mlx8_b2", "mv_mlx8_b4", "mv_mlx8_b8"};
+    static const char *const k_f32[8] = {"mv_f32_m1", "mv_f32_m2", "mv_f32_m4", "mv_f32_m8",
+                                            "mv_f32_b1", "mv_f32_b2", "mv_f32_b4", "mv_f32_b8"};
+    static const char *const k_f16[8] = {"mv_f16_m1", "mv_f16_m2", "mv_f16_m4", "mv_f16_m8",
+                                            "mv_f16_b1", "mv_f16_b2", "mv_f16_b4", "mv_f16_b8"};
+    static const char *const k_bf16[8] = {"mv_bf16_m1", "mv_bf16_m2", "mv_bf16_m4", "mv_bf16_m8",
+                                            "mv_bf16_b1", "mv_bf16_b2", "mv_bf16_b4", "mv_bf16_b8"};
+    static const char *const k_q40[8] = {"mv_q4_0_m1", "mv_q4_0_m2", "mv_q4_0_m4", "mv_q4_0_m8",
+                                            "mv_q4_0_b1", "mv_q4_0_b2", "mv_q4_0_b4", "mv_q4_0_b8"};
+    static const char *const k_q41[8] = {"mv_q4_1_m1", "mv_q4_1_m2", "mv_q4_1_m4", "mv_q4_1_m8",
+                                            "mv_q4_1_b1", "mv_q4_1_b2", "mv_q4_1_b4", "mv_q4_1_b8"};
+    static const char *const k_q80[8] = {"mv_q8_0_m1", "mv_q8_0_m2", "mv_q8_0_m4", "mv_q8_0_m8",
+                                            "mv_q8_0_b1", "mv_q8_0_b2", "mv_q8_0_b4", "mv_q8_0_b8"};
+    static const char *const k_q4k[8] = {"mv_q4_k_m1", "mv_q4_k_m2", "mv_q4_k_m4", "mv_q4_k_m8",
+                                            "mv_q4_k_b1", "mv_q4_k_b2", "mv_q4_k_b4", "mv_q4_k_b8"};
+    static const char *const k_q6k[8] = {"mv_q6_k_m1", "mv_q6_k_m2", "mv_q6_k_m4", "mv_q6_k_m8",
+                                            "mv_q6_k_b1", "mv_q6_k_b2", "mv_q6_k_b4", "mv_q6_k_b8"};
     const mlxn_weight_desc *d = &w->desc;
     switch (d->format) {
     case MLXN_WEIGHT_DENSE:
@@ -87,6 +127,30 @@ static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
     return NULL;
 }
 
+/* M=1 tuning variants (matvec.cu "mvx_*", string literals: the registry
+ * keeps the name pointers): ids and rows per block. */
+static const char k_mvx_ids[] = "dlruvwxy";
+static const int k_mvx_rows[] = {8, 16, 8, 8, 8, 16, 4, 16};
+static const char *const k_mvx_names[3][8] = {
+    {"mvx_mlx4_d", "mvx_mlx4_l", "mvx_mlx4_r", "mvx_mlx4_u", "mvx_mlx4_v", "mvx_mlx4_w", "mvx_mlx4_x", "mvx_mlx4_y"},
+    {"mvx_q4_0_d", "mvx_q4_0_l", "mvx_q4_0_r", "mvx_q4_0_u", "mvx_q4_0_v", "mvx_q4_0_w", "mvx_q4_0_x", "mvx_q4_0_y"},
+    {"mvx_q4_1_d", "mvx_q4_1_l", "mvx_q4_1_r", "mvx_q4_1_u", "mvx_q4_1_v", "mvx_q4_1_w", "mvx_q4_1_x", "mvx_q4_1_y"}};
+
+/* Kernel name and rows per block of the variant env MLXN_CUDA_MV_VARIANT
+ * names, for M = 1 MLX 4-bit, Q4_0 and Q4_1; 0 when unset or not covered. */
+static int mv_variant(const mlxn_weight_desc *d, const char **name) {
+    const char *e = getenv("MLXN_CUDA_MV_VARIANT");
+    if (!e || !e[0] || e[1]) return 0;
+    int f = d->format == MLXN_WEIGHT_MLX_AFFINE && d->bits == 4 ? 0
+            : d->format == MLXN_WEIGHT_GGUF && d->gguf_type == MLXN_GGUF_Q4_0 ? 1
+            : d->format == MLXN_WEIGHT_GGUF && d->gguf_type == MLXN_GGUF_Q4_1 ? 2
+                                                                                : -1;
+    const char *hit = f < 0 ? NULL : strchr(k_mvx_ids, e[0]);
+    if (!hit) return 0;
+    *name = k_mvx_names[f][hit - k_mvx_ids];
+    return k_mvx_rows[hit - k_mvx_ids];
+}
+
 mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done) {
     *done = 0;
     const mlxn_weight *w = op->w;
@@ -98,14 +162,28 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
 
     CUdeviceptr data = mlxn_cuda_addr(d->data);
     const char *const *set = mv_set(w, data);
+
     if (!set || M > mv_max_m(d)) {
         MLXN_TRY(mlxn_cuda_gemm_try(s, op, done));
         if (*done) return MLXN_OK;
     }
     if (!set) return MLXN_OK;
     int mt = M == 1 ? 1 : M == 2 ? 2 : M <= 4 ? 4 : 8;
+    /* Q4_K's wide kernels spill registers for more than one row of x; the
+     * wide MLX kernels read 2-byte scales only */
+    const int sc32 = d->format == MLXN_WEIGHT_MLX_AFFINE && d->scales->dtype == MLXN_F32;
+    const int wide = mv_wide(d, K, mt) && !sc32 &&
+                     !(mt > 1 && d->format == MLXN_WEIGHT_GGUF && d->gguf_type == MLXN_GGUF_Q4_K);
     int64_t gy = (M + mt - 1) / mt;
-    int64_t gx = (N + MV_ROWS_PER_BLOCK - 1) / MV_ROWS_PER_BLOCK;
+    int64_t rows_per_block = !wide ? MV_ROWS_WARP : mt == 1 && mv_wide8(d) ? 8 : MV_ROWS_WIDE;
+    const char *kname = pick(set, mt, wide);
+    const char *vname = NULL;
+    int vrows = M == 1 && !sc32 ? mv_variant(d, &vname) : 0;
+    if (vrows) {
+        rows_per_block = vrows;
+        kname = vname;
+    }
+    int64_t gx = (N + rows_per_block - 1) / rows_per_block;
     if (gy > 65535 || gx > 0x7fffffff) return MLXN_OK;
     wparams_mv p = {data, mlxn_cuda_addr(d->scales), mlxn_cuda_addr(d->biases), w->row_bytes, K, (int)d->format,
                     d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size, (int)d->gguf_type,
@@ -113,7 +191,7 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     int Mi = (int)M;
     long long Nl = N;
     void *args[] = {&p, &x, &y, &Mi, &Nl};
-    MLXN_TRY(mlxn_cuda_launch(s, "matvec.cu", pick(set, mt), (unsigned)gx, (unsigned)gy, 1, 128, 0, args));
+    MLXN_TRY(mlxn_cuda_launch(s, "matvec.cu", kname, (unsigned)gx, (unsigned)gy, 1, 128, 0, args));
     *done = 1;
     return MLXN_OK;
 }

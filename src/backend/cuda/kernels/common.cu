@@ -111,6 +111,22 @@ __device__ __forceinline__ float block_max(float v, float *sh) {
     return t;
 }
 
+// Programmatic dependent launch (sm_90+): the launcher may start a grid
+// before the previous kernel in the stream has finished. Every kernel of a
+// source file listed in cuda_device.c's pdl_source() begins with PDL_ENTER():
+// wait until the previous grid has completed and its writes are visible, then
+// let the next grid be scheduled. Kernels that skip the wait must not be in
+// such a file (a later grid's wait would then not cover its predecessors).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+#define PDL_ENTER()                                                 \
+    do {                                                            \
+        asm volatile("griddepcontrol.wait;" ::: "memory");          \
+        asm volatile("griddepcontrol.launch_dependents;" :::);      \
+    } while (0)
+#else
+#define PDL_ENTER() do { } while (0)
+#endif
+
 // 16-byte read-only load that bypasses L1 allocation (streamed weights)
 __device__ __forceinline__ uint4 ldg_stream(const void *p) {
     uint4 r;

@@ -24,6 +24,7 @@ __device__ __forceinline__ float gelu_f(float x, int kind) {
 // y[i] = f(a[i], b[i % bn]) for i < n; all three of dtype dt.
 extern "C" __global__ void ew_kernel(int op, int dt, const void *a, const void *b, void *y, i64 n, i64 bn, float f0,
                                      int i0) {
+    PDL_ENTER();
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x) {
         float x = ldf(a, dt, i), r;
         switch (op) {
@@ -41,6 +42,7 @@ extern "C" __global__ void ew_kernel(int op, int dt, const void *a, const void *
 }
 
 extern "C" __global__ void cast_kernel(int sdt, int ddt, const void *x, void *y, i64 n) {
+    PDL_ENTER();
     for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (i64)gridDim.x * blockDim.x)
         stf(y, ddt, i, ldf(x, sdt, i));
 }
@@ -50,6 +52,7 @@ extern "C" __global__ void cast_kernel(int sdt, int ddt, const void *x, void *y,
 // x, res, sum, y: [rows, D] of dtype dt; w, bias: [D] of dtype wdt (may be NULL).
 extern "C" __global__ void norm_kernel(int kind, int dt, int wdt, const void *x, const void *res, const void *w,
                                        const void *bias, void *sum, void *y, int D, float eps) {
+    PDL_ENTER();
     __shared__ double shd[32];
     i64 row = blockIdx.x;
     i64 base = row * (i64)D;
@@ -98,6 +101,7 @@ extern "C" __global__ void norm_kernel(int kind, int dt, int wdt, const void *x,
 extern "C" __global__ void rope_kernel(int dt, const void *x, const int *pos, void *y, int T, int H, int D, int rot,
                                        int mode, double theta, int scaling, double factor, double lff, double hff,
                                        double omp) {
+    PDL_ENTER();
     int half = rot / 2;
     int extra = D - rot;
     i64 per_head = half + (x != y ? extra : 0);
@@ -148,6 +152,7 @@ extern "C" __global__ void rope_kernel(int dt, const void *x, const int *pos, vo
 // x, y: [M, N] f32; mask: NULL, [M, N] (mask_rows = M) or [N] (mask_rows = 1).
 extern "C" __global__ void softmax_kernel(const float *x, const float *mask, int mask_rows, float *y, int N,
                                           float scale) {
+    PDL_ENTER();
     __shared__ float sh[32];
     i64 row = blockIdx.x;
     const float *xr = x + row * N;
@@ -210,6 +215,7 @@ __device__ void block_best(float &v, int &i, float *shv, int *shi) {
 
 // x: [M, N] f32 -> idx: i32 [M]. NaN is ignored (an all-NaN row gives index 0).
 extern "C" __global__ void argmax_kernel(const float *x, int *idx, int N) {
+    PDL_ENTER();
     __shared__ float shv[32];
     __shared__ int shi[32];
     const float *xr = x + (i64)blockIdx.x * N;
@@ -226,6 +232,7 @@ extern "C" __global__ void argmax_kernel(const float *x, int *idx, int N) {
 // x: [M, N] -> values [M, k] (may be NULL), idx [M, k]: k rounds, each picks the
 // best element ordered strictly after the previous pick (no scratch needed).
 extern "C" __global__ void topk_kernel(const float *x, float *values, int *idx, int N, int k) {
+    PDL_ENTER();
     __shared__ float shv[32];
     __shared__ int shi[32];
     const float *xr = x + (i64)blockIdx.x * N;
@@ -252,6 +259,7 @@ extern "C" __global__ void topk_kernel(const float *x, float *values, int *idx, 
 // src [T, Hkv, D] (sdt) -> cache [Hkv, C, D] (cdt) at slot pos[t] (ring: pos % C).
 extern "C" __global__ void kv_append_kernel(int sdt, int cdt, const void *src, const int *pos, void *cache, int T,
                                             int Hkv, int D, i64 C, int ring, unsigned *err) {
+    PDL_ENTER();
     i64 total = (i64)T * Hkv * D;
     for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
         int d = (int)(g % D);
@@ -278,6 +286,7 @@ extern "C" __global__ void kv_append_kernel(int sdt, int cdt, const void *src, c
 // ---------------------------------------------------------------- im2col
 // image f32 [3, H, W] -> out f32 [(H/p)*(W/p), 3*p*p] (channel, dy, dx order).
 extern "C" __global__ void im2col_kernel(const float *img, float *out, int H, int W, int p) {
+    PDL_ENTER();
     int pw = W / p;
     int cols = 3 * p * p;
     i64 total = (i64)(H / p) * pw * cols;

@@ -10,8 +10,20 @@
 #include "common.cu"
 #include "quant.cu"
 
-#define MV_WARPS 4
+// Block size. A row group of NT threads (32: one warp; MV_THREADS: the whole
+// block) shares RW weight rows and splits K among its threads; the wide
+// groups suit long rows (K in the thousands), where a warp per row group
+// leaves too few loads in flight per SM.
+#define MV_THREADS 128
 
+// A code of at most 7 bits in byte `sel` of v as the float 2 + q/64, in one
+// byte permute: exponent byte 0x40, q in the mantissa's top byte below the
+// exponent's low bit. Dots of x with these give Σ x·q = 64·Σ x·(2 + q/64) −
+// 128·Σ x, folded into each format's scale algebra; this saves bytef's
+// subtraction per value at a few times f32 rounding (still ~1e-6 relative).
+__device__ __forceinline__ float bytef7(u32 v, u32 sel) {
+    return __int_as_float((int)__byte_perm(v, 0x40000000u, 0x7054u | (sel << 8)));
+}
 __device__ __forceinline__ float bytef(u32 v, u32 sel) {
     return __int_as_float((int)__byte_perm(v, 0x4B000000u, 0x7540u | sel)) - 8388608.0f;
 }
@@ -19,16 +31,40 @@ __device__ __forceinline__ float bytef(u32 v, u32 sel) {
 // x[m][k .. k+3] as a float4 through L1
 __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((const float4 *)(x + off)); }
 
-template <int RW, int MT>
+// Sums each thread's partials over its row group of NT threads and writes
+// y[m0 + m, n0 + r]. NT == 32: a warp per row group (shuffles only); NT > 32:
+// warps reduce by shuffles, then through shared memory (needs RW*MT <= NT).
+template <int RW, int MT, int NT>
 __device__ __forceinline__ void mv_store(float (&acc)[RW][MT], float *y, i64 n0, int m0, int M, i64 N) {
-    int lane = threadIdx.x & 31;
+    const int lane = threadIdx.x & 31;
+    if (NT == 32) {
+#pragma unroll
+        for (int r = 0; r < RW; r++)
+#pragma unroll
+            for (int m = 0; m < MT; m++) {
+                float s = warp_sum(acc[r][m]);
+                if (lane == 0 && n0 + r < N && m0 + m < M) y[(i64)(m0 + m) * N + n0 + r] = s;
+            }
+        return;
+    }
+    __shared__ float red[MV_THREADS / 32][RW * MT];
+    const int warp = threadIdx.x >> 5;
 #pragma unroll
     for (int r = 0; r < RW; r++)
 #pragma unroll
         for (int m = 0; m < MT; m++) {
             float s = warp_sum(acc[r][m]);
-            if (lane == 0 && n0 + r < N && m0 + m < M) y[(i64)(m0 + m) * N + n0 + r] = s;
+            if (lane == 0) red[warp][r * MT + m] = s;
         }
+    __syncthreads();
+    const int t = threadIdx.x % NT, w0 = (threadIdx.x / NT) * (NT / 32);
+    if (t < RW * MT) {
+        const int r = t / MT, m = t % MT;
+        float s = 0.0f;
+#pragma unroll
+        for (int w = 0; w < NT / 32; w++) s += red[w0 + w][t];
+        if (n0 + r < N && m0 + m < M) y[(i64)(m0 + m) * N + n0 + r] = s;
+    }
 }
 
 // ---------------------------------------------------------------- MLX affine 4/8-bit
@@ -37,16 +73,24 @@ __device__ __forceinline__ void mv_store(float (&acc)[RW][MT], float *y, i64 n0,
 // global-load latency per chunk); 0 keeps the load-at-use order. Measured on
 // the H100 (mlx4 g64 4096x14336, us, off vs on): M=1 37.8 vs 42.5, M=8 364 vs
 // 254 -- so it is on only for the 8-row tile.
-#define MV_MLX_PREFETCH_SC (MT == 8)
+#define MV_MLX_PREFETCH_SC (PF >= 0 ? PF == 1 : MT == 8)
+// A 2-byte (f16 or bf16) scale or bias, converted without branching on the
+// dtype (the SC16 kernels: a uniform branch per load would keep the compiler
+// from batching the loads).
+__device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
+    const u16 v = __ldg((const u16 *)p + i);
+    const float fb = __uint_as_float((u32)v << 16), fh = h2f(v);
+    return dt == DT_BF16 ? fb : fh;
+}
+// SC16 = 1: scales and biases are f16 or bf16 (the launcher checks).
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
-template <int BITS, int MT, int RW>
+template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int PIPE = 0>
 __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int VALS = 128 / BITS; // values per 16-byte chunk
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const i64 n0 = ((i64)blockIdx.x * MV_WARPS + warp) * RW;
+    const int lane = threadIdx.x % NT; // this thread's place in its row group
+    const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
     const int m0 = blockIdx.y * MT;
-    if (n0 >= N) return;
     const i64 nchunks = w.row_bytes / 16;
     const i64 gpr = w.K / w.group;
     const int mt = M - m0 < MT ? M - m0 : MT;
@@ -59,32 +103,58 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
 
-    const int UNR = 4; // chunks per lane whose loads are issued together
-    for (i64 c0 = lane; c0 < nchunks; c0 += 32 * UNR) {
+    const int UNR = PIPE ? 1 : UNR_ ? UNR_ : RW >= 8 ? 2 : 4; // chunks per lane whose loads are issued together
+    // PIPE: software pipelining, one chunk per step: the next chunk's loads
+    // are issued before this chunk's arithmetic, so they overlap with it
+    uint4 qn[RW];
+    float sn[RW], bn[RW];
+    auto load_next = [&](i64 c) {
+        const i64 gg = c * VALS / w.group;
+#pragma unroll
+        for (int r = 0; r < RW; r++) {
+            qn[r] = ldg_stream(w.data + rows[r] * w.row_bytes + c * 16);
+            sn[r] = SC16 ? ld_sc16(w.scales, w.sdt, rows[r] * gpr + gg) : ldf(w.scales, w.sdt, rows[r] * gpr + gg);
+            bn[r] = SC16 ? ld_sc16(w.biases, w.sdt, rows[r] * gpr + gg) : ldf(w.biases, w.sdt, rows[r] * gpr + gg);
+        }
+    };
+    if (PIPE && lane < nchunks) load_next(lane);
+#pragma unroll 1
+    for (i64 c0 = lane; c0 < nchunks; c0 += NT * UNR) {
         uint4 qb[UNR][RW];
         float scb[UNR][RW], bib[UNR][RW];
+        if (PIPE) {
+#pragma unroll
+            for (int r = 0; r < RW; r++) {
+                qb[0][r] = qn[r];
+                scb[0][r] = sn[r];
+                bib[0][r] = bn[r];
+            }
+            if (c0 + NT < nchunks) load_next(c0 + NT);
+        } else
 #pragma unroll
         for (int u = 0; u < UNR; u++)
 #pragma unroll
             for (int r = 0; r < RW; r++) {
                 scb[u][r] = 0.0f;
                 bib[u][r] = 0.0f;
-                if (c0 + 32 * u < nchunks) qb[u][r] = ldg_stream(w.data + rows[r] * w.row_bytes + (c0 + 32 * u) * 16);
+                if (c0 + NT * u < nchunks) qb[u][r] = ldg_stream(w.data + rows[r] * w.row_bytes + (c0 + NT * u) * 16);
             }
-        if (MV_MLX_PREFETCH_SC) {
+        if (MV_MLX_PREFETCH_SC && !PIPE) {
 #pragma unroll
             for (int u = 0; u < UNR; u++)
 #pragma unroll
                 for (int r = 0; r < RW; r++)
-                    if (c0 + 32 * u < nchunks) {
-                        const i64 gg = (c0 + 32 * u) * VALS / w.group;
-                        scb[u][r] = ldf(w.scales, w.sdt, rows[r] * gpr + gg);
-                        bib[u][r] = ldf(w.biases, w.sdt, rows[r] * gpr + gg);
+                    if (c0 + NT * u < nchunks) {
+                        const i64 gg = (c0 + NT * u) * VALS / w.group;
+                        scb[u][r] = SC16 ? ld_sc16(w.scales, w.sdt, rows[r] * gpr + gg)
+                                         : ldf(w.scales, w.sdt, rows[r] * gpr + gg);
+                        bib[u][r] = SC16 ? ld_sc16(w.biases, w.sdt, rows[r] * gpr + gg)
+                                         : ldf(w.biases, w.sdt, rows[r] * gpr + gg);
                     }
         }
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
-        const i64 c = c0 + 32 * u;
+        const i64 c = c0 + NT * u;
         if (c >= nchunks) break;
         uint4 q[RW];
 #pragma unroll
@@ -94,12 +164,12 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
         float sc[RW], bi[RW];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
-            if (MV_MLX_PREFETCH_SC) {
+            if (MV_MLX_PREFETCH_SC || PIPE) {
                 sc[r] = scb[u][r];
                 bi[r] = bib[u][r];
             } else {
-                sc[r] = ldf(w.scales, w.sdt, rows[r] * gpr + g);
-                bi[r] = ldf(w.biases, w.sdt, rows[r] * gpr + g);
+                sc[r] = SC16 ? ld_sc16(w.scales, w.sdt, rows[r] * gpr + g) : ldf(w.scales, w.sdt, rows[r] * gpr + g);
+                bi[r] = SC16 ? ld_sc16(w.biases, w.sdt, rows[r] * gpr + g) : ldf(w.biases, w.sdt, rows[r] * gpr + g);
             }
         }
 #pragma unroll
@@ -120,14 +190,14 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
                         u32 u = wi == 0 ? q[r].x : wi == 1 ? q[r].y : wi == 2 ? q[r].z : q[r].w;
                         u32 lo = u & 0x0F0F0F0Fu, hi = (u >> 4) & 0x0F0F0F0Fu;
                         float d = dot[r];
-                        d = fmaf(xa.x, bytef(lo, 0), d);
-                        d = fmaf(xa.y, bytef(hi, 0), d);
-                        d = fmaf(xa.z, bytef(lo, 1), d);
-                        d = fmaf(xa.w, bytef(hi, 1), d);
-                        d = fmaf(xb.x, bytef(lo, 2), d);
-                        d = fmaf(xb.y, bytef(hi, 2), d);
-                        d = fmaf(xb.z, bytef(lo, 3), d);
-                        d = fmaf(xb.w, bytef(hi, 3), d);
+                        d = fmaf(xa.x, bytef7(lo, 0), d);
+                        d = fmaf(xa.y, bytef7(hi, 0), d);
+                        d = fmaf(xa.z, bytef7(lo, 1), d);
+                        d = fmaf(xa.w, bytef7(hi, 1), d);
+                        d = fmaf(xb.x, bytef7(lo, 2), d);
+                        d = fmaf(xb.y, bytef7(hi, 2), d);
+                        d = fmaf(xb.z, bytef7(lo, 3), d);
+                        d = fmaf(xb.w, bytef7(hi, 3), d);
                         dot[r] = d;
                     }
                 } else {
@@ -146,22 +216,22 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
                 }
             }
 #pragma unroll
-            for (int r = 0; r < RW; r++) acc[r][m] += sc[r] * dot[r] + bi[r] * sx;
+            for (int r = 0; r < RW; r++) acc[r][m] += BITS == 4 ? (64.0f * sc[r]) * dot[r] + (bi[r] - 128.0f * sc[r]) * sx
+                                                           : sc[r] * dot[r] + bi[r] * sx;
         }
     }
     }
-    mv_store<RW, MT>(acc, y, n0, m0, M, N);
+    mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
 // ---------------------------------------------------------------- dense f32/f16/bf16
 // Needs: data 16-byte aligned, row bytes % 16 == 0, x aligned with K % 4 == 0.
-template <int DT, int MT, int RW>
+template <int DT, int MT, int RW, int NT>
 __device__ void mv_dense_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int VALS = DT == DT_F32 ? 4 : 8;
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const i64 n0 = ((i64)blockIdx.x * MV_WARPS + warp) * RW;
+    const int lane = threadIdx.x % NT; // this thread's place in its row group
+    const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
     const int m0 = blockIdx.y * MT;
-    if (n0 >= N) return;
     const i64 nchunks = w.row_bytes / 16;
     const int mt = M - m0 < MT ? M - m0 : MT;
     float acc[RW][MT];
@@ -173,7 +243,7 @@ __device__ void mv_dense_body(const WP &w, const float *x, float *y, int M, i64 
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
 #pragma unroll 4
-    for (i64 c = lane; c < nchunks; c += 32) {
+    for (i64 c = lane; c < nchunks; c += NT) {
         float wv[RW][VALS];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
@@ -215,7 +285,7 @@ __device__ void mv_dense_body(const WP &w, const float *x, float *y, int M, i64 
             }
         }
     }
-    mv_store<RW, MT>(acc, y, n0, m0, M, N);
+    mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
 // ---------------------------------------------------------------- GGUF Q4_0 / Q4_1 / Q8_0 (lane per 32-value block)
@@ -227,15 +297,14 @@ __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
     return (u32)__ldg(h) | ((u32)__ldg(h + 1) << 16);
 }
 
-template <int TYPE, int MT, int RW>
+template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int PIPE = 0>
 __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
     const int QO = TYPE == GG_Q4_1 ? 4 : 2; // byte offset of the quants in a block
     const bool NIB = TYPE != GG_Q8_0;        // 4-bit quants
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const i64 n0 = ((i64)blockIdx.x * MV_WARPS + warp) * RW;
+    const int lane = threadIdx.x % NT; // this thread's place in its row group
+    const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
     const int m0 = blockIdx.y * MT;
-    if (n0 >= N) return;
     const i64 nblk = w.K / 32;
     const int mt = M - m0 < MT ? M - m0 : MT;
     float acc[RW][MT];
@@ -246,16 +315,50 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     i64 rows[RW];
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
-    const int UNR = NIB ? 4 : 2, NW = NIB ? 4 : 8;
-    for (i64 b0 = lane; b0 < nblk; b0 += 32 * UNR) {
+    const int UNR = PIPE ? 1 : UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
+    // PIPE: one block per step, the next block's loads issued before this
+    // block's arithmetic (see mv_mlx_body)
+    u16 dn[RW], mn[RW];
+    u32 qn[RW][NW];
+    auto load_next = [&](i64 b) {
+#pragma unroll
+        for (int r = 0; r < RW; r++) {
+            const u8 *bp = w.data + rows[r] * w.row_bytes + b * BS;
+            if (TYPE == GG_Q4_1) {
+                const u32 dm = __ldg((const u32 *)bp);
+                dn[r] = (u16)(dm & 0xffffu);
+                mn[r] = (u16)(dm >> 16);
+#pragma unroll
+                for (int i = 0; i < NW; i++) qn[r][i] = __ldg((const u32 *)(bp + QO + 4 * i));
+            } else {
+                dn[r] = __ldg((const u16 *)bp);
+                mn[r] = (u16)0;
+#pragma unroll
+                for (int i = 0; i < NW; i++) qn[r][i] = ld_u32_2a(bp + QO + 4 * i);
+            }
+        }
+    };
+    if (PIPE && lane < nblk) load_next(lane);
+#pragma unroll 1
+    for (i64 b0 = lane; b0 < nblk; b0 += NT * UNR) {
         u16 db[UNR][RW], mb[UNR][RW];
         u32 qwb[UNR][RW][NW];
+        if (PIPE) {
+#pragma unroll
+            for (int r = 0; r < RW; r++) {
+                db[0][r] = dn[r];
+                mb[0][r] = mn[r];
+#pragma unroll
+                for (int i = 0; i < NW; i++) qwb[0][r][i] = qn[r][i];
+            }
+            if (b0 + NT < nblk) load_next(b0 + NT);
+        } else
 #pragma unroll
         for (int u = 0; u < UNR; u++)
 #pragma unroll
             for (int r = 0; r < RW; r++)
-                if (b0 + 32 * u < nblk) {
-                    const u8 *bp = w.data + rows[r] * w.row_bytes + (b0 + 32 * u) * BS;
+                if (b0 + NT * u < nblk) {
+                    const u8 *bp = w.data + rows[r] * w.row_bytes + (b0 + NT * u) * BS;
                     if (TYPE == GG_Q4_1) { // 20-byte blocks: 4-byte aligned (launcher checks data % 4)
                         const u32 dm = __ldg((const u32 *)bp);
                         db[u][r] = (u16)(dm & 0xffffu);
@@ -271,7 +374,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
                 }
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
-        const i64 b = b0 + 32 * u;
+        const i64 b = b0 + NT * u;
         if (b >= nblk) break;
         float dsc[RW], msc[RW];
         u32 qw[RW][NW];
@@ -300,23 +403,23 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
                     for (int r = 0; r < RW; r++) {
                         u32 lo = qw[r][i] & 0x0F0F0F0Fu, hi = (qw[r][i] >> 4) & 0x0F0F0F0Fu;
                         float d = dot[r];
-                        d = fmaf(xl.x, bytef(lo, 0), d);
-                        d = fmaf(xl.y, bytef(lo, 1), d);
-                        d = fmaf(xl.z, bytef(lo, 2), d);
-                        d = fmaf(xl.w, bytef(lo, 3), d);
-                        d = fmaf(xh.x, bytef(hi, 0), d);
-                        d = fmaf(xh.y, bytef(hi, 1), d);
-                        d = fmaf(xh.z, bytef(hi, 2), d);
-                        d = fmaf(xh.w, bytef(hi, 3), d);
+                        d = fmaf(xl.x, bytef7(lo, 0), d);
+                        d = fmaf(xl.y, bytef7(lo, 1), d);
+                        d = fmaf(xl.z, bytef7(lo, 2), d);
+                        d = fmaf(xl.w, bytef7(lo, 3), d);
+                        d = fmaf(xh.x, bytef7(hi, 0), d);
+                        d = fmaf(xh.y, bytef7(hi, 1), d);
+                        d = fmaf(xh.z, bytef7(hi, 2), d);
+                        d = fmaf(xh.w, bytef7(hi, 3), d);
                         dot[r] = d;
                     }
                 }
                 if (TYPE == GG_Q4_1) {
 #pragma unroll
-                    for (int r = 0; r < RW; r++) acc[r][m] += dsc[r] * dot[r] + msc[r] * sx;
+                    for (int r = 0; r < RW; r++) acc[r][m] += (64.0f * dsc[r]) * dot[r] + (msc[r] - 128.0f * dsc[r]) * sx;
                 } else {
 #pragma unroll
-                    for (int r = 0; r < RW; r++) acc[r][m] += dsc[r] * (dot[r] - 8.0f * sx);
+                    for (int r = 0; r < RW; r++) acc[r][m] += dsc[r] * (64.0f * dot[r] - 136.0f * sx);
                 }
             } else {
 #pragma unroll
@@ -340,17 +443,16 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
         }
     }
     }
-    mv_store<RW, MT>(acc, y, n0, m0, M, N);
+    mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
 // ---------------------------------------------------------------- GGUF Q4_K (lane per 64-value chunk)
 // Needs: data 16-byte aligned (144-byte blocks keep that), x aligned with K % 4 == 0.
-template <int MT, int RW>
+template <int MT, int RW, int NT>
 __device__ void mv_q4k_body(const WP &w, const float *x, float *y, int M, i64 N) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const i64 n0 = ((i64)blockIdx.x * MV_WARPS + warp) * RW;
+    const int lane = threadIdx.x % NT; // this thread's place in its row group
+    const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
     const int m0 = blockIdx.y * MT;
-    if (n0 >= N) return;
     const i64 nch = w.K / 64;
     const int mt = M - m0 < MT ? M - m0 : MT;
     float acc[RW][MT];
@@ -362,14 +464,14 @@ __device__ void mv_q4k_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
     const int UNR = 2;
-    for (i64 ch0 = lane; ch0 < nch; ch0 += 32 * UNR) {
+    for (i64 ch0 = lane; ch0 < nch; ch0 += NT * UNR) {
         uint4 qab[UNR][RW], qbb[UNR][RW];
         uint4 hdr[UNR][RW]; // d, dmin, scales[12]: the block's first 16 bytes
 #pragma unroll
         for (int u = 0; u < UNR; u++)
 #pragma unroll
             for (int r = 0; r < RW; r++) {
-                const i64 chu = ch0 + 32 * u;
+                const i64 chu = ch0 + NT * u;
                 if (chu < nch) {
                     const u8 *bp = w.data + rows[r] * w.row_bytes + (chu >> 2) * 144;
                     const int cu = (int)(chu & 3);
@@ -380,7 +482,7 @@ __device__ void mv_q4k_body(const WP &w, const float *x, float *y, int M, i64 N)
             }
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
-        const i64 ch = ch0 + 32 * u;
+        const i64 ch = ch0 + NT * u;
         if (ch >= nch) break;
         const i64 blk = ch >> 2;
         const int c = (int)(ch & 3);
@@ -440,32 +542,32 @@ __device__ void mv_q4k_body(const WP &w, const float *x, float *y, int M, i64 N)
                     u32 u = ii == 0 ? qq.x : ii == 1 ? qq.y : ii == 2 ? qq.z : qq.w;
                     u32 lo = u & 0x0F0F0F0Fu, hi = (u >> 4) & 0x0F0F0F0Fu;
                     float a = dl[r], b = dh[r];
-                    a = fmaf(xl.x, bytef(lo, 0), a); a = fmaf(xl.y, bytef(lo, 1), a);
-                    a = fmaf(xl.z, bytef(lo, 2), a); a = fmaf(xl.w, bytef(lo, 3), a);
-                    b = fmaf(xh.x, bytef(hi, 0), b); b = fmaf(xh.y, bytef(hi, 1), b);
-                    b = fmaf(xh.z, bytef(hi, 2), b); b = fmaf(xh.w, bytef(hi, 3), b);
+                    a = fmaf(xl.x, bytef7(lo, 0), a); a = fmaf(xl.y, bytef7(lo, 1), a);
+                    a = fmaf(xl.z, bytef7(lo, 2), a); a = fmaf(xl.w, bytef7(lo, 3), a);
+                    b = fmaf(xh.x, bytef7(hi, 0), b); b = fmaf(xh.y, bytef7(hi, 1), b);
+                    b = fmaf(xh.z, bytef7(hi, 2), b); b = fmaf(xh.w, bytef7(hi, 3), b);
                     dl[r] = a; dh[r] = b;
                 }
             }
 #pragma unroll
             for (int r = 0; r < RW; r++)
-                acc[r][m] += d1[r] * dl[r] - m1[r] * sxl + d2[r] * dh[r] - m2[r] * sxh;
+                acc[r][m] += d1[r] * (64.0f * dl[r] - 128.0f * sxl) - m1[r] * sxl + d2[r] * (64.0f * dh[r] - 128.0f * sxh) -
+                             m2[r] * sxh;
         }
     }
     }
-    mv_store<RW, MT>(acc, y, n0, m0, M, N);
+    mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
 // ---------------------------------------------------------------- GGUF Q6_K (lane per 32-value quarter-half)
 // Lane takes (block, half nh, l-range of 32): values l, l+32, l+64, l+96 of the half
 // for l in [0,32) need ql[l], ql[l+32], qh[l]; we split a half into 4 groups of 8 l's
 // so each lane reads 8 + 8 + 8 bytes of ql/qh and covers 32 values. Needs data 2-aligned.
-template <int MT, int RW>
+template <int MT, int RW, int NT>
 __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const i64 n0 = ((i64)blockIdx.x * MV_WARPS + warp) * RW;
+    const int lane = threadIdx.x % NT; // this thread's place in its row group
+    const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
     const int m0 = blockIdx.y * MT;
-    if (n0 >= N) return;
     const i64 nu = w.K / 32; // units of 32 values: (block, half, lg)
     const int mt = M - m0 < MT ? M - m0 : MT;
     float acc[RW][MT];
@@ -477,7 +579,7 @@ __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
 #pragma unroll 4
-    for (i64 u = lane; u < nu; u += 32) {
+    for (i64 u = lane; u < nu; u += NT) {
         const i64 blk = u >> 3;
         const int nh = (int)((u >> 2) & 1), lg = (int)(u & 3); // l in [8*lg, 8*lg+8)
         u32 ql0[RW][2], ql1[RW][2], qh[RW][2];
@@ -525,75 +627,99 @@ __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N)
                     u32 q3 = ((b >> 4) & 0x0F0F0F0Fu) | ((hh >> 2) & 0x30303030u);
                     float t;
                     t = dt4[r][0];
-                    t = fmaf(x0.x, bytef(q0, 0), t); t = fmaf(x0.y, bytef(q0, 1), t);
-                    t = fmaf(x0.z, bytef(q0, 2), t); t = fmaf(x0.w, bytef(q0, 3), t);
+                    t = fmaf(x0.x, bytef7(q0, 0), t); t = fmaf(x0.y, bytef7(q0, 1), t);
+                    t = fmaf(x0.z, bytef7(q0, 2), t); t = fmaf(x0.w, bytef7(q0, 3), t);
                     dt4[r][0] = t;
                     t = dt4[r][1];
-                    t = fmaf(x1.x, bytef(q1, 0), t); t = fmaf(x1.y, bytef(q1, 1), t);
-                    t = fmaf(x1.z, bytef(q1, 2), t); t = fmaf(x1.w, bytef(q1, 3), t);
+                    t = fmaf(x1.x, bytef7(q1, 0), t); t = fmaf(x1.y, bytef7(q1, 1), t);
+                    t = fmaf(x1.z, bytef7(q1, 2), t); t = fmaf(x1.w, bytef7(q1, 3), t);
                     dt4[r][1] = t;
                     t = dt4[r][2];
-                    t = fmaf(x2.x, bytef(q2, 0), t); t = fmaf(x2.y, bytef(q2, 1), t);
-                    t = fmaf(x2.z, bytef(q2, 2), t); t = fmaf(x2.w, bytef(q2, 3), t);
+                    t = fmaf(x2.x, bytef7(q2, 0), t); t = fmaf(x2.y, bytef7(q2, 1), t);
+                    t = fmaf(x2.z, bytef7(q2, 2), t); t = fmaf(x2.w, bytef7(q2, 3), t);
                     dt4[r][2] = t;
                     t = dt4[r][3];
-                    t = fmaf(x3.x, bytef(q3, 0), t); t = fmaf(x3.y, bytef(q3, 1), t);
-                    t = fmaf(x3.z, bytef(q3, 2), t); t = fmaf(x3.w, bytef(q3, 3), t);
+                    t = fmaf(x3.x, bytef7(q3, 0), t); t = fmaf(x3.y, bytef7(q3, 1), t);
+                    t = fmaf(x3.z, bytef7(q3, 2), t); t = fmaf(x3.w, bytef7(q3, 3), t);
                     dt4[r][3] = t;
                 }
             }
 #pragma unroll
             for (int r = 0; r < RW; r++)
 #pragma unroll
-                for (int qd = 0; qd < 4; qd++) acc[r][m] += dsc[r][qd] * (dt4[r][qd] - 32.0f * sx[qd]);
+                for (int qd = 0; qd < 4; qd++) acc[r][m] += dsc[r][qd] * (64.0f * dt4[r][qd] - 160.0f * sx[qd]);
         }
     }
-    mv_store<RW, MT>(acc, y, n0, m0, M, N);
+    mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
 // ---------------------------------------------------------------- instances
-#define MV_RW 2
+// NAME_m<MT>: warp row groups, 2 rows each. NAME_b<MT>: block row groups
+// (K split over 128 threads) of 4 rows; for one row of x (b1) the MLX, Q4_0,
+// Q4_1 and Q8_0 kernels take 8 rows with one chunk in flight per row and at
+// most 128 registers (4 blocks per SM): the best of the H100 sweep of
+// (threads per row group, rows, chunks in flight, registers) in
+// BENCHMARKS.md (variant "r" of the mvx_* kernels below).
 #define MVK(NAME, BODY, ...)                                                                             \
-    extern "C" __global__ void __launch_bounds__(128) NAME(WP w, const float *x, float *y, int M, i64 N) { \
+    extern "C" __global__ void __launch_bounds__(MV_THREADS) NAME(WP w, const float *x, float *y, int M, i64 N) { \
+        PDL_ENTER();                                                                                     \
         BODY<__VA_ARGS__>(w, x, y, M, N);                                                                \
     }
-MVK(mv_mlx4_m1, mv_mlx_body, 4, 1, MV_RW)
-MVK(mv_mlx8_m1, mv_mlx_body, 8, 1, MV_RW)
-MVK(mv_f32_m1, mv_dense_body, DT_F32, 1, MV_RW)
-MVK(mv_f16_m1, mv_dense_body, DT_F16, 1, MV_RW)
-MVK(mv_bf16_m1, mv_dense_body, DT_BF16, 1, MV_RW)
-MVK(mv_q4_0_m1, mv_q8blk_body, GG_Q4_0, 1, MV_RW)
-MVK(mv_q4_1_m1, mv_q8blk_body, GG_Q4_1, 1, MV_RW)
-MVK(mv_q8_0_m1, mv_q8blk_body, GG_Q8_0, 1, MV_RW)
-MVK(mv_q4_k_m1, mv_q4k_body, 1, MV_RW)
-MVK(mv_q6_k_m1, mv_q6k_body, 1, MV_RW)
-MVK(mv_mlx4_m2, mv_mlx_body, 4, 2, MV_RW)
-MVK(mv_mlx8_m2, mv_mlx_body, 8, 2, MV_RW)
-MVK(mv_f32_m2, mv_dense_body, DT_F32, 2, MV_RW)
-MVK(mv_f16_m2, mv_dense_body, DT_F16, 2, MV_RW)
-MVK(mv_bf16_m2, mv_dense_body, DT_BF16, 2, MV_RW)
-MVK(mv_q4_0_m2, mv_q8blk_body, GG_Q4_0, 2, MV_RW)
-MVK(mv_q4_1_m2, mv_q8blk_body, GG_Q4_1, 2, MV_RW)
-MVK(mv_q8_0_m2, mv_q8blk_body, GG_Q8_0, 2, MV_RW)
-MVK(mv_q4_k_m2, mv_q4k_body, 2, MV_RW)
-MVK(mv_q6_k_m2, mv_q6k_body, 2, MV_RW)
-MVK(mv_mlx4_m4, mv_mlx_body, 4, 4, MV_RW)
-MVK(mv_mlx8_m4, mv_mlx_body, 8, 4, MV_RW)
-MVK(mv_f32_m4, mv_dense_body, DT_F32, 4, MV_RW)
-MVK(mv_f16_m4, mv_dense_body, DT_F16, 4, MV_RW)
-MVK(mv_bf16_m4, mv_dense_body, DT_BF16, 4, MV_RW)
-MVK(mv_q4_0_m4, mv_q8blk_body, GG_Q4_0, 4, MV_RW)
-MVK(mv_q4_1_m4, mv_q8blk_body, GG_Q4_1, 4, MV_RW)
-MVK(mv_q8_0_m4, mv_q8blk_body, GG_Q8_0, 4, MV_RW)
-MVK(mv_q4_k_m4, mv_q4k_body, 4, MV_RW)
-MVK(mv_q6_k_m4, mv_q6k_body, 4, MV_RW)
-MVK(mv_mlx4_m8, mv_mlx_body, 4, 8, MV_RW)
-MVK(mv_mlx8_m8, mv_mlx_body, 8, 8, MV_RW)
-MVK(mv_f32_m8, mv_dense_body, DT_F32, 8, MV_RW)
-MVK(mv_f16_m8, mv_dense_body, DT_F16, 8, MV_RW)
-MVK(mv_bf16_m8, mv_dense_body, DT_BF16, 8, MV_RW)
-MVK(mv_q4_0_m8, mv_q8blk_body, GG_Q4_0, 8, MV_RW)
-MVK(mv_q4_1_m8, mv_q8blk_body, GG_Q4_1, 8, MV_RW)
-MVK(mv_q8_0_m8, mv_q8blk_body, GG_Q8_0, 8, MV_RW)
-MVK(mv_q4_k_m8, mv_q4k_body, 8, MV_RW)
-MVK(mv_q6_k_m8, mv_q6k_body, 8, MV_RW)
+#define MVX(NAME, MINB, BODY, ...)                                                                             \
+    extern "C" __global__ void __launch_bounds__(MV_THREADS, MINB) NAME(WP w, const float *x, float *y, int M, i64 N) { \
+        PDL_ENTER();                                                                                       \
+        BODY<__VA_ARGS__>(w, x, y, M, N);                                                                  \
+    }
+#define MV_SET_NARROW(MT)                                                     \
+    MVK(mv_mlx4_m##MT, mv_mlx_body, 4, MT, 2, 32)                             \
+    MVK(mv_mlx8_m##MT, mv_mlx_body, 8, MT, 2, 32)                             \
+    MVK(mv_f32_m##MT, mv_dense_body, DT_F32, MT, 2, 32)                       \
+    MVK(mv_f16_m##MT, mv_dense_body, DT_F16, MT, 2, 32)                       \
+    MVK(mv_bf16_m##MT, mv_dense_body, DT_BF16, MT, 2, 32)                     \
+    MVK(mv_q4_0_m##MT, mv_q8blk_body, GG_Q4_0, MT, 2, 32)                     \
+    MVK(mv_q4_1_m##MT, mv_q8blk_body, GG_Q4_1, MT, 2, 32)                     \
+    MVK(mv_q8_0_m##MT, mv_q8blk_body, GG_Q8_0, MT, 2, 32)                     \
+    MVK(mv_q4_k_m##MT, mv_q4k_body, MT, 2, 32)                                \
+    MVK(mv_q6_k_m##MT, mv_q6k_body, MT, 2, 32)
+#define MV_SET_WIDE_OTHERS(MT)                                                \
+    MVK(mv_f32_b##MT, mv_dense_body, DT_F32, MT, 4, MV_THREADS)               \
+    MVK(mv_f16_b##MT, mv_dense_body, DT_F16, MT, 4, MV_THREADS)               \
+    MVK(mv_bf16_b##MT, mv_dense_body, DT_BF16, MT, 4, MV_THREADS)             \
+    MVK(mv_q4_k_b##MT, mv_q4k_body, MT, 4, MV_THREADS)                        \
+    MVK(mv_q6_k_b##MT, mv_q6k_body, MT, 4, MV_THREADS)
+#define MV_SET(MT)                                                            \
+    MV_SET_NARROW(MT)                                                         \
+    MV_SET_WIDE_OTHERS(MT)                                                    \
+    MVK(mv_mlx4_b##MT, mv_mlx_body, 4, MT, 4, MV_THREADS, 0, -1, 1)           \
+    MVK(mv_mlx8_b##MT, mv_mlx_body, 8, MT, 4, MV_THREADS, 0, -1, 1)           \
+    MVK(mv_q4_0_b##MT, mv_q8blk_body, GG_Q4_0, MT, 4, MV_THREADS)             \
+    MVK(mv_q4_1_b##MT, mv_q8blk_body, GG_Q4_1, MT, 4, MV_THREADS)             \
+    MVK(mv_q8_0_b##MT, mv_q8blk_body, GG_Q8_0, MT, 4, MV_THREADS)
+MV_SET_NARROW(1)
+MV_SET_WIDE_OTHERS(1)
+MVX(mv_mlx4_b1, 4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1)
+MVX(mv_mlx8_b1, 4, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1)
+MVX(mv_q4_0_b1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1)
+MVX(mv_q4_1_b1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1)
+MVX(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1)
+MV_SET(2)
+MV_SET(4)
+MV_SET(8)
+
+// ---------------------------------------------------------------- M=1 tuning variants
+// mvx_<fmt>_<v>: the same bodies with other (threads per row group NT, rows
+// RW, chunks in flight UNR, min blocks per SM) for the one-row case; chosen
+// with env MLXN_CUDA_MV_VARIANT=<v> (bench_cuda_ops's sweep). The table in
+// cuda_ops_matvec.c must list the same NT and RW.
+#define MVX_SET(V, NT, RW, UNR, MINB, PF, PIPE)                                 \
+    MVX(mvx_mlx4_##V, MINB, mv_mlx_body, 4, 1, RW, NT, UNR, PF, 1, PIPE)         \
+    MVX(mvx_q4_0_##V, MINB, mv_q8blk_body, GG_Q4_0, 1, RW, NT, UNR, PIPE)        \
+    MVX(mvx_q4_1_##V, MINB, mv_q8blk_body, GG_Q4_1, 1, RW, NT, UNR, PIPE)
+MVX_SET(d, 128, 8, 1, 1, 1, 0)
+MVX_SET(l, 128, 16, 1, 1, 1, 0)
+MVX_SET(r, 128, 8, 1, 4, 1, 0)
+MVX_SET(u, 128, 8, 1, 1, 1, 1)
+MVX_SET(v, 128, 8, 1, 3, 1, 1)
+MVX_SET(w, 128, 16, 1, 1, 1, 1)
+MVX_SET(x, 128, 4, 1, 4, 1, 1)
+MVX_SET(y, 128, 16, 1, 2, 1, 0)

@@ -125,6 +125,7 @@ __device__ float wp_get(const WP &w, i64 n, int k) {
 // zeroes its row and raises flag 1 in *err.
 extern "C" __global__ void dequant_rows_kernel(WP w, const int *ids, int nrows, i64 N, void *y, int ydt,
                                                unsigned *err) {
+    PDL_ENTER();
     const int K = (int)w.K;
     const bool mlx_words = w.fmt == FMT_MLX && (w.bits == 4 || w.bits == 8) &&
                            (((unsigned long long)w.data) & 3ull) == 0 && (w.row_bytes & 3) == 0;
@@ -154,6 +155,7 @@ extern "C" __global__ void dequant_rows_kernel(WP w, const int *ids, int nrows, 
 // Generic y [M, N] f32 = x [M, K] f32 · Wᵀ: a warp per output column n, 8 rows
 // of x per block in y; each lane decodes every 32nd weight once and uses it 8 times.
 extern "C" __global__ void matmul_generic_kernel(WP w, const float *x, float *y, int M, i64 N) {
+    PDL_ENTER();
     const int MT = 8;
     int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
     i64 n = (i64)blockIdx.x * (blockDim.x >> 5) + warp;
