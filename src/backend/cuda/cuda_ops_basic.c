@@ -95,8 +95,10 @@ mlxn_status mlxn_cuda_op_rope(mlxn_session *s, const mlxn_op *op) {
            omp = p->original_max_pos;
     CUdeviceptr px = mlxn_cuda_addr(x), pp = mlxn_cuda_addr(op->in[1]), py = mlxn_cuda_addr(op->out[0]);
     int64_t per = rot / 2 + (px != py ? D - rot : 0);
+    int64_t hgroups = (H + 7) / 8; /* ROPE_HG in elementwise.cu */
     void *args[] = {&dt, &px, &pp, &py, &T, &H, &D, &rot, &mode, &theta, &scaling, &factor, &lff, &hff, &omp};
-    return mlxn_cuda_launch(s, EWSRC, "rope_kernel", grid_for(s, (int64_t)T * H * per, 256), 1, 1, 256, 0, args);
+    return mlxn_cuda_launch(s, EWSRC, "rope_kernel", grid_for(s, (int64_t)T * hgroups * per, 128), 1, 1, 128, 0,
+                            args);
 }
 
 mlxn_status mlxn_cuda_op_softmax(mlxn_session *s, const mlxn_op *op) {

@@ -62,6 +62,14 @@ __device__ __forceinline__ void stf(void *p, int dt, i64 i, float v) {
     else ((u16 *)p)[i] = f2bf(v);
 }
 
+// v rounded to dtype dt and back: what ldf returns after stf(v), without
+// the memory round trip.
+__device__ __forceinline__ float round_dt(int dt, float v) {
+    if (dt == DT_F32) return v;
+    if (dt == DT_F16) return h2f_exact(f2h_exact(v));
+    return __uint_as_float(((u32)f2bf(v)) << 16);
+}
+
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -84,7 +84,7 @@ extern "C" __global__ void norm_kernel(int kind, int dt, int wdt, const void *x,
         if (kind == 1) {
             v += ldf(res, dt, base + j);
             stf(sum, dt, base + j, v);
-            v = ldf(sum, dt, base + j); // normalise the stored (rounded) sum, as the reference does
+            v = round_dt(dt, v); // normalise the stored (rounded) sum, as the reference does
         }
         float o;
         if (kind == 2) o = (float)((v - mean) * inv);
@@ -96,24 +96,31 @@ extern "C" __global__ void norm_kernel(int kind, int dt, int wdt, const void *x,
 }
 
 // ---------------------------------------------------------------- rope
-// x, y: [T, H, D]; pos: i32 [T]. One thread per (t, h, pair) over the rotated
-// dims, plus a copy of the pass-through dims when y != x.
+// x, y: [T, H, D]; pos: i32 [T]. One thread per (t, rotated pair k, group of
+// ROPE_HG heads): the frequency and the f64 sin/cos of the angle are
+// computed once and applied to every head of the group; threads past the
+// pairs copy the pass-through dims when y != x.
+#define ROPE_HG 8
 extern "C" __global__ void rope_kernel(int dt, const void *x, const int *pos, void *y, int T, int H, int D, int rot,
                                        int mode, double theta, int scaling, double factor, double lff, double hff,
                                        double omp) {
     PDL_ENTER();
     int half = rot / 2;
     int extra = D - rot;
-    i64 per_head = half + (x != y ? extra : 0);
-    i64 total = (i64)T * H * per_head;
+    i64 per_t = half + (x != y ? extra : 0); // work items per (t, head group)
+    int hgroups = (H + ROPE_HG - 1) / ROPE_HG;
+    i64 total = (i64)T * hgroups * per_t;
     for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
-        i64 th = g / per_head;
-        int k = (int)(g % per_head);
-        int t = (int)(th / H);
-        i64 base = th * D;
+        int k = (int)(g % per_t);
+        i64 tg = g / per_t;
+        int hg = (int)(tg % hgroups), t = (int)(tg / hgroups);
+        int h0 = hg * ROPE_HG, h1 = min(H, h0 + ROPE_HG);
         if (k >= half) { // pass-through
             int d = rot + (k - half);
-            stf(y, dt, base + d, ldf(x, dt, base + d));
+            for (int h = h0; h < h1; h++) {
+                i64 base = ((i64)t * H + h) * D;
+                stf(y, dt, base + d, ldf(x, dt, base + d));
+            }
             continue;
         }
         double inv = pow(theta, -2.0 * k / (double)rot);
@@ -142,9 +149,12 @@ extern "C" __global__ void rope_kernel(int dt, const void *x, const int *pos, vo
             d0 = k;
             d1 = k + half;
         }
-        double x0 = ldf(x, dt, base + d0), x1 = ldf(x, dt, base + d1);
-        stf(y, dt, base + d0, (float)(x0 * cs - x1 * sn));
-        stf(y, dt, base + d1, (float)(x0 * sn + x1 * cs));
+        for (int h = h0; h < h1; h++) {
+            i64 base = ((i64)t * H + h) * D;
+            double x0 = ldf(x, dt, base + d0), x1 = ldf(x, dt, base + d1);
+            stf(y, dt, base + d0, (float)(x0 * cs - x1 * sn));
+            stf(y, dt, base + d1, (float)(x0 * sn + x1 * cs));
+        }
     }
 }
 

@@ -690,11 +690,11 @@ __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N)
 #define MV_SET(MT)                                                            \
     MV_SET_NARROW(MT)                                                         \
     MV_SET_WIDE_OTHERS(MT)                                                    \
-    MVK(mv_mlx4_b##MT, mv_mlx_body, 4, MT, 4, MV_THREADS, 0, -1, 1)           \
-    MVK(mv_mlx8_b##MT, mv_mlx_body, 8, MT, 4, MV_THREADS, 0, -1, 1)           \
-    MVK(mv_q4_0_b##MT, mv_q8blk_body, GG_Q4_0, MT, 4, MV_THREADS)             \
-    MVK(mv_q4_1_b##MT, mv_q8blk_body, GG_Q4_1, MT, 4, MV_THREADS)             \
-    MVK(mv_q8_0_b##MT, mv_q8blk_body, GG_Q8_0, MT, 4, MV_THREADS)
+    MVK(mv_mlx4_b##MT, mv_mlx_body, 4, MT, 4, MV_THREADS, 1, 1, 1)            \
+    MVK(mv_mlx8_b##MT, mv_mlx_body, 8, MT, 4, MV_THREADS, 1, 1, 1)            \
+    MVK(mv_q4_0_b##MT, mv_q8blk_body, GG_Q4_0, MT, 4, MV_THREADS, 1)          \
+    MVK(mv_q4_1_b##MT, mv_q8blk_body, GG_Q4_1, MT, 4, MV_THREADS, 1)          \
+    MVK(mv_q8_0_b##MT, mv_q8blk_body, GG_Q8_0, MT, 4, MV_THREADS, 1)
 MV_SET_NARROW(1)
 MV_SET_WIDE_OTHERS(1)
 MVX(mv_mlx4_b1, 4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1)
