@@ -143,7 +143,8 @@ mlxn_status mlxn_cuda_op_kv_append(mlxn_session *s, const mlxn_op *op) {
     CUdeviceptr ps = mlxn_cuda_addr(src), pp = mlxn_cuda_addr(op->in[1]), pc = mlxn_cuda_addr(cache);
     CUdeviceptr err = mlxn_cuda_sess_of(s)->err_word;
     void *args[] = {&sdt, &cdt, &ps, &pp, &pc, &T, &H, &D, &C, &ring, &err};
-    return mlxn_cuda_launch(s, EWSRC, "kv_append_kernel", grid_for(s, (int64_t)T * H * D, 256), 1, 1, 256, 0, args);
+    unsigned rows = T < 65535 ? (unsigned)T : 65535u; /* one block per row (grid-stride) */
+    return mlxn_cuda_launch(s, EWSRC, "kv_append_kernel", rows, 1, 1, 256, 0, args);
 }
 
 mlxn_status mlxn_cuda_op_im2col(mlxn_session *s, const mlxn_op *op) {

@@ -267,29 +267,30 @@ extern "C" __global__ void topk_kernel(const float *x, float *values, int *idx, 
 
 // ---------------------------------------------------------------- kv append
 // src [T, Hkv, D] (sdt) -> cache [Hkv, C, D] (cdt) at slot pos[t] (ring: pos % C).
+// One block per row t (grid-stride over rows): the block first decides, once
+// for the row, whether a later row writes the same slot (rows are written in
+// order, so the later one wins), then copies the row's Hkv*D values.
 extern "C" __global__ void kv_append_kernel(int sdt, int cdt, const void *src, const int *pos, void *cache, int T,
                                             int Hkv, int D, i64 C, int ring, unsigned *err) {
     PDL_ENTER();
-    i64 total = (i64)T * Hkv * D;
-    for (i64 g = (i64)blockIdx.x * blockDim.x + threadIdx.x; g < total; g += (i64)gridDim.x * blockDim.x) {
-        int d = (int)(g % D);
-        i64 th = g / D;
-        int h = (int)(th % Hkv);
-        int t = (int)(th / Hkv);
-        i64 p = pos[t];
-        i64 slot;
+    const i64 row_n = (i64)Hkv * D;
+    for (int t = blockIdx.x; t < T; t += gridDim.x) {
+        const i64 p = pos[t];
         if (p < 0 || (!ring && p >= C)) {
-            if (d == 0) atomicOr(err, 2u);
-            continue;
+            if (threadIdx.x == 0) atomicOr(err, 2u);
+            continue; // uniform per block
         }
-        slot = ring ? p % C : p;
-        bool later = false; // rows are written in order: a later row with the same slot wins
-        for (int t2 = t + 1; t2 < T && !later; t2++) {
-            i64 p2 = pos[t2];
+        const i64 slot = ring ? p % C : p;
+        int later = 0;
+        for (int t2 = t + 1 + threadIdx.x; t2 < T && !later; t2 += blockDim.x) {
+            const i64 p2 = pos[t2];
             if (p2 >= 0 && (ring || p2 < C)) later = (ring ? p2 % C : p2) == slot;
         }
-        if (later) continue;
-        stf(cache, cdt, ((i64)h * C + slot) * D + d, ldf(src, sdt, g));
+        if (__syncthreads_or(later)) continue;
+        for (i64 e = threadIdx.x; e < row_n; e += blockDim.x) {
+            const int h = (int)(e / D), d = (int)(e % D);
+            stf(cache, cdt, ((i64)h * C + slot) * D + d, ldf(src, sdt, (i64)t * row_n + e));
+        }
     }
 }
 
