@@ -218,6 +218,27 @@ static void bench_mv_sweep(const wkind *kinds) {
     unsetenv("MLXN_CUDA_MV_VARIANT");
 }
 
+/* MLXN_BENCH_ONLY=mvtsweep: the tensor-core kernels (env MLXN_CUDA_MVT=<index>,
+ * "off" = the SIMT kernels) for MLX 4-bit at M = 1, 2, 8 and Q4_0 / Q4_1 at
+ * M = 1, 8. */
+static void bench_mvt_sweep(const wkind *kinds) {
+    static const char *const vs[] = {"off", "0", "1", "2", "3", "4", "5"};
+    for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++) {
+        setenv("MLXN_CUDA_MVT", vs[v], 1);
+        char tag[16];
+        snprintf(tag, sizeof tag, " mvt=%s", vs[v]);
+        const int64_t Ms[3] = {1, 2, 8};
+        for (int mi = 0; mi < 3; mi++) {
+            bench_matmul_nk(&kinds[0], Ms[mi], 4096, 14336, tag);
+            bench_matmul_nk(&kinds[0], Ms[mi], 14336, 4096, tag);
+            if (Ms[mi] == 2) continue;
+            bench_matmul_nk(&kinds[2], Ms[mi], 4096, 14336, tag); /* Q4_0 */
+            bench_matmul_nk(&kinds[3], Ms[mi], 4096, 14336, tag); /* Q4_1 */
+        }
+    }
+    unsetenv("MLXN_CUDA_MVT");
+}
+
 /* ---------------------------------------------------------------- attention */
 
 typedef struct { mlxn_buffer *q, *k[4], *v[4], *pos, *out; int nrot; mlxn_attention_params p; } at_ctx;
@@ -345,8 +366,9 @@ int main(int argc, char **argv) {
         {"f16", MLXN_WEIGHT_DENSE, MLXN_F16, 0, 0, 0, {40.50, 47.09, 136.96}},
         {"bf16", MLXN_WEIGHT_DENSE, MLXN_BF16, 0, 0, 0, {40.21, 47.39, 120.46}},
     };
-    if (only && strcmp(only, "mvsweep") == 0) {
-        bench_mv_sweep(kinds);
+    if (only && (strcmp(only, "mvsweep") == 0 || strcmp(only, "mvtsweep") == 0)) {
+        if (strcmp(only, "mvsweep") == 0) bench_mv_sweep(kinds);
+        else bench_mvt_sweep(kinds);
         fclose(g_md);
         mlxn_device_close(g_dev);
         return 0;
@@ -359,6 +381,18 @@ int main(int argc, char **argv) {
             if (Ms[mi] == 512 && i != 0 && i != 2 && i != 5 && i != 8) continue;
             bench_matmul(&kinds[i], Ms[mi]);
         }
+    /* M=512 on the tensor-core GEMM (gemm_mma.cu, default TERMS=2 above):
+     * the 1-term variant (MLXN_CUDA_GEMM_TERMS=1) and the old bf16 cuBLASLt
+     * path (MLXN_CUDA_GEMM=cublas) for comparison, MLX 4-bit and Q4_0 */
+    if (!only || strstr("matmul", only)) {
+        const int tk[2] = {0, 2}; /* indices of mlx4, Q4_0 in kinds[] */
+        for (int v = 0; v < 2; v++)
+            for (int f = 0; f < 2; f++) {
+                setenv(v == 0 ? "MLXN_CUDA_GEMM_TERMS" : "MLXN_CUDA_GEMM", v == 0 ? "1" : "cublas", 1);
+                bench_matmul_nk(&kinds[tk[f]], 512, 4096, 14336, v == 0 ? " terms=1" : " cublas-bf16");
+                unsetenv(v == 0 ? "MLXN_CUDA_GEMM_TERMS" : "MLXN_CUDA_GEMM");
+            }
+    }
     if (!only || strstr("attention", only)) {
         bench_attention(32, 8, 16384, 38.41);
         bench_attention(32, 8, 8192, 23.01);

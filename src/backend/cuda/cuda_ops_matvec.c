@@ -151,6 +151,59 @@ static int mv_variant(const mlxn_weight_desc *d, const char **name) {
     return k_mvx_rows[hit - k_mvx_ids];
 }
 
+/* Tensor-core kernels (matvec_mma.cu "mvt_<fmt>_<RT>_<NW>_<UNR>") for MLX
+ * 4-bit (group 64/128, 2-byte scales), Q4_0 and Q4_1 at M <= MVT_MAX_M: rows
+ * per block 16·RT, 32·NW threads. Env MLXN_CUDA_MVT=<index> picks a shape
+ * (bench sweep), MLXN_CUDA_MVT=off disables them. */
+static const struct { int rt, nw, unr; } k_mvt[] = {{1, 4, 2}, {2, 4, 2}, {1, 8, 2}, {2, 8, 2}, {1, 4, 4}, {2, 8, 1}};
+static const char *const k_mvt_names[3][6] = {
+    {"mvt_mlx4_1_4_2", "mvt_mlx4_2_4_2", "mvt_mlx4_1_8_2", "mvt_mlx4_2_8_2", "mvt_mlx4_1_4_4", "mvt_mlx4_2_8_1"},
+    {"mvt_q4_0_1_4_2", "mvt_q4_0_2_4_2", "mvt_q4_0_1_8_2", "mvt_q4_0_2_8_2", "mvt_q4_0_1_4_4", "mvt_q4_0_2_8_1"},
+    {"mvt_q4_1_1_4_2", "mvt_q4_1_2_4_2", "mvt_q4_1_1_8_2", "mvt_q4_1_2_8_2", "mvt_q4_1_1_4_4", "mvt_q4_1_2_8_1"}};
+#define MVT_DEFAULT 2
+#define MVT_MAX_M 8
+
+/* Launches the tensor-core kernel when the weight and M suit it; *done = 1. */
+static mlxn_status mvt_try(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, CUdeviceptr x, CUdeviceptr y,
+                           int64_t M, int64_t N, int64_t K, int *done) {
+    const mlxn_weight_desc *d = &w->desc;
+    *done = 0;
+    const char *e = getenv("MLXN_CUDA_MVT");
+    int vi = MVT_DEFAULT;
+    if (e && *e) {
+        if (strcmp(e, "off") == 0) return MLXN_OK;
+        vi = atoi(e);
+        if (vi < 0 || vi >= (int)(sizeof k_mvt / sizeof k_mvt[0])) vi = MVT_DEFAULT;
+    }
+    if (M > MVT_MAX_M || x % 16 || K % 32) return MLXN_OK;
+    int f;
+    if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
+        if (d->bits != 4 || (d->group_size != 64 && d->group_size != 128) || !d->biases) return MLXN_OK;
+        if (d->scales->dtype == MLXN_F32 || d->biases->dtype != d->scales->dtype) return MLXN_OK;
+        if (data % 8 || w->row_bytes % 8 || K % 64) return MLXN_OK;
+        f = 0;
+    } else if (d->format == MLXN_WEIGHT_GGUF &&
+               (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1)) {
+        if (data % 2 || w->row_bytes % 2) return MLXN_OK;
+        f = d->gguf_type == MLXN_GGUF_Q4_0 ? 1 : 2;
+    } else {
+        return MLXN_OK;
+    }
+    int64_t rows = 16 * k_mvt[vi].rt;
+    int64_t gx = (N + rows - 1) / rows, gy = (M + 7) / 8;
+    if (gx > 0x7fffffff) return MLXN_OK;
+    wparams_mv p = {data, mlxn_cuda_addr(d->scales), mlxn_cuda_addr(d->biases), w->row_bytes, K, (int)d->format,
+                    d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size, (int)d->gguf_type,
+                    (int)d->data->dtype};
+    int Mi = (int)M;
+    long long Nl = N;
+    void *args[] = {&p, &x, &y, &Mi, &Nl};
+    MLXN_TRY(mlxn_cuda_launch(s, "matvec_mma.cu", k_mvt_names[f][vi], (unsigned)gx, (unsigned)gy, 1,
+                              (unsigned)(32 * k_mvt[vi].nw), 0, args));
+    *done = 1;
+    return MLXN_OK;
+}
+
 mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done) {
     *done = 0;
     const mlxn_weight *w = op->w;
@@ -161,6 +214,8 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     if (x % 16 || K % 4) return MLXN_OK;
 
     CUdeviceptr data = mlxn_cuda_addr(d->data);
+    MLXN_TRY(mvt_try(s, w, data, x, y, M, N, K, done));
+    if (*done) return MLXN_OK;
     const char *const *set = mv_set(w, data);
 
     if (!set || M > mv_max_m(d)) {
