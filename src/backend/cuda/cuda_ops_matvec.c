@@ -127,7 +127,7 @@ static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
     return NULL;
 }
 
-/* M=1 tuning variants (matvec.cu "mvx_*", string literals: the registry
+/* M=1 tuning variants (matvec_tune.cu "mvx_*", string literals: the registry
  * keeps the name pointers): ids and rows per block. */
 static const char k_mvx_ids[] = "dlruvwxy";
 static const int k_mvx_rows[] = {8, 16, 8, 8, 8, 16, 4, 16};
@@ -231,12 +231,13 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
                      !(mt > 1 && d->format == MLXN_WEIGHT_GGUF && d->gguf_type == MLXN_GGUF_Q4_K);
     int64_t gy = (M + mt - 1) / mt;
     int64_t rows_per_block = !wide ? MV_ROWS_WARP : mt == 1 && mv_wide8(d) ? 8 : MV_ROWS_WIDE;
-    const char *kname = pick(set, mt, wide);
+    const char *kname = pick(set, mt, wide), *src = "matvec.cu";
     const char *vname = NULL;
     int vrows = M == 1 && !sc32 ? mv_variant(d, &vname) : 0;
     if (vrows) {
         rows_per_block = vrows;
         kname = vname;
+        src = "matvec_tune.cu";
     }
     int64_t gx = (N + rows_per_block - 1) / rows_per_block;
     if (gy > 65535 || gx > 0x7fffffff) return MLXN_OK;
@@ -246,7 +247,7 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     int Mi = (int)M;
     long long Nl = N;
     void *args[] = {&p, &x, &y, &Mi, &Nl};
-    MLXN_TRY(mlxn_cuda_launch(s, "matvec.cu", kname, (unsigned)gx, (unsigned)gy, 1, 128, 0, args));
+    MLXN_TRY(mlxn_cuda_launch(s, src, kname, (unsigned)gx, (unsigned)gy, 1, 128, 0, args));
     *done = 1;
     return MLXN_OK;
 }

@@ -705,21 +705,3 @@ MVX(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1)
 MV_SET(2)
 MV_SET(4)
 MV_SET(8)
-
-// ---------------------------------------------------------------- M=1 tuning variants
-// mvx_<fmt>_<v>: the same bodies with other (threads per row group NT, rows
-// RW, chunks in flight UNR, min blocks per SM) for the one-row case; chosen
-// with env MLXN_CUDA_MV_VARIANT=<v> (bench_cuda_ops's sweep). The table in
-// cuda_ops_matvec.c must list the same NT and RW.
-#define MVX_SET(V, NT, RW, UNR, MINB, PF, PIPE)                                 \
-    MVX(mvx_mlx4_##V, MINB, mv_mlx_body, 4, 1, RW, NT, UNR, PF, 1, PIPE)         \
-    MVX(mvx_q4_0_##V, MINB, mv_q8blk_body, GG_Q4_0, 1, RW, NT, UNR, PIPE)        \
-    MVX(mvx_q4_1_##V, MINB, mv_q8blk_body, GG_Q4_1, 1, RW, NT, UNR, PIPE)
-MVX_SET(d, 128, 8, 1, 1, 1, 0)
-MVX_SET(l, 128, 16, 1, 1, 1, 0)
-MVX_SET(r, 128, 8, 1, 4, 1, 0)
-MVX_SET(u, 128, 8, 1, 1, 1, 1)
-MVX_SET(v, 128, 8, 1, 3, 1, 1)
-MVX_SET(w, 128, 16, 1, 1, 1, 1)
-MVX_SET(x, 128, 4, 1, 4, 1, 1)
-MVX_SET(y, 128, 16, 1, 2, 1, 0)
