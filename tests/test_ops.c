@@ -69,6 +69,7 @@ static const int32_t pos_prefill37[37] = {100, 101, 102, 103, 104, 105, 106, 107
                                           126, 127, 128, 129, 130, 131, 132, 133, 134, 135, 136};
 static const int32_t pos_scatter3[3] = {5, 50, 17};
 static const int32_t pos_decode100[1] = {100};
+static const int32_t pos_decode517[1] = {517};
 static const int32_t pos_ring20[20] = {90, 91, 92, 93, 94, 95, 96, 97, 98, 99,
                                        100, 101, 102, 103, 104, 105, 106, 107, 108, 109};
 static const int32_t pos_kv5[5] = {3, 0, 7, 1, 6};
@@ -195,6 +196,19 @@ static const op_case CASES[] = {
      .at = {.scale = 0.125f, .causal = 1, .window = 1000, .ring = 1, .kv_len = 3001}},
     {"attn_d80", F_ATTN, 4, {2, 3, 3, 80}, MLXN_F32, MLXN_F32, .b = 20, .tol = TOL_F32_EXP,
      .at = {.scale = 0.11f, .causal = 1, .kv_len = 20}},
+    /* decode path (T <= 4 on CUDA: one block per KV head and chunk for all the
+     * group's query heads): no GQA, odd G = 3 and head dim 96 with window and
+     * softcap, G = 8 with a position, T = 4 non-causal, ring with softcap */
+    {"attn_dec_g1_f16_d128", F_ATTN, 4, {1, 4, 4, 128}, MLXN_F32, MLXN_F16, .b = 700, .tol = TOL_F32_EXP,
+     .at = {.scale = 0.08838834764831845f, .causal = 1, .kv_len = 613}},
+    {"attn_dec_g3_d96_win_cap", F_ATTN, 4, {1, 6, 2, 96}, MLXN_F32, MLXN_F32, .b = 300, .tol = TOL_F32_EXP,
+     .at = {.scale = 0.1f, .softcap = 20.0f, .causal = 1, .window = 77, .kv_len = 250}},
+    {"attn_dec_g8_bf16_d128_pos", F_ATTN, 4, {1, 8, 1, 128}, MLXN_F32, MLXN_BF16, .b = 600, .tol = TOL_F32_EXP,
+     .at = {.scale = 0.08838834764831845f, .causal = 1}, .pos = pos_decode517, .npos = 1},
+    {"attn_dec_t4_noncausal_f16", F_ATTN, 4, {4, 4, 2, 64}, MLXN_F32, MLXN_F16, .b = 130, .tol = TOL_F32_EXP,
+     .at = {.scale = 0.125f, .causal = 0, .kv_len = 130}},
+    {"attn_dec_ring_cap_f32_g4", F_ATTN, 4, {1, 8, 2, 128}, MLXN_F32, MLXN_F32, .b = 256, .tol = TOL_F32_EXP,
+     .at = {.scale = 0.09f, .softcap = 25.0f, .causal = 1, .window = 200, .ring = 1, .kv_len = 1001}},
     /* kv_append: shape {T, Hkv, D}, b = C */
     {"kv_f32_f32", F_KV, 3, {5, 2, 64}, MLXN_F32, MLXN_F32, .b = 8, .tol = BYTES, .pos = pos_kv5, .npos = 5},
     {"kv_f32_f16", F_KV, 3, {5, 3, 128}, MLXN_F32, MLXN_F16, .b = 9, .tol = BYTES, .pos = pos_kv5, .npos = 5},

@@ -1,13 +1,19 @@
 /* cuda_ops_attention.c — launcher for attention (kernels/attention.cu): picks
- * the kernel instance (cache dtype, head-dim bound 64/128/256, GQA group
- * 1/2/4/8 per block), sizes the split-K grid from the cache capacity C and
- * the number of (query row, KV head) pairs so that ~2 blocks of 8 warps per SM are
- * launched, and lays out the per-split partials in session scratch. The grid
- * never depends on positions (they are read on the device), so a captured
- * graph replays for every decode step. */
+ * the path (decode kernel attn_dec_* for T <= DEC_TMAX query rows, one launch;
+ * else attn_prep + the general attn_* kernel) and the instance (cache dtype,
+ * head-dim bound 64/128/256, GQA group 1/2/4/8 per block), sizes the split-K
+ * grid from the cache capacity C and the number of (query row, KV head group)
+ * pairs (decode: ~3 blocks of 4 warps per SM, chunks of whole 64-key units;
+ * general: ~2 blocks of 8 warps per SM, whole 256-key tiles), and lays out
+ * the per-split partials in session scratch. The grid never depends on
+ * positions (they are read on the device), so a captured graph replays for
+ * every decode step. Env MLXN_CUDA_ATTN=general forces the general path;
+ * MLXN_CUDA_ATTN_BPS=n sets the decode path's target blocks per SM. */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 /* Mirrors struct AttnArgs in attention.cu (pointers and i64 first, then ints and floats). */
 typedef struct {
@@ -16,6 +22,103 @@ typedef struct {
     int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
     float scale, softcap;
 } attn_args;
+
+/* Mirrors struct DecArgs in attention.cu. */
+typedef struct {
+    CUdeviceptr q, k, v, pos, out, part, part_ml, counters, err;
+    long long C, kv_len;
+    int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
+    float scale, softcap;
+} attn_dec_args;
+
+#define DEC_TMAX 4       /* decode path for T <= this */
+#define DEC_THREADS 128  /* attention.cu's DEC_NW warps */
+#define DEC_UNIT 64      /* chunk granularity (keys) */
+#define DEC_PER_SM 3     /* target blocks of 4 warps per SM */
+#define DEC_MAXSPLIT 256 /* attention.cu's DEC_MAXSPLIT */
+
+static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax, int gb, int hgroups) {
+    const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
+    const mlxn_attention_params *p = &op->p.attn;
+    mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
+    mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
+    int T = (int)q->shape[0], Hq = (int)q->shape[1], D = (int)q->shape[2];
+    int Hkv = (int)kc->shape[0];
+    int64_t C = kc->shape[1];
+    static const char *const names[3][3][4] = {
+        {{"attn_dec_f32_d64_g1", "attn_dec_f32_d64_g2", "attn_dec_f32_d64_g4", "attn_dec_f32_d64_g8"},
+         {"attn_dec_f32_d128_g1", "attn_dec_f32_d128_g2", "attn_dec_f32_d128_g4", "attn_dec_f32_d128_g8"},
+         {"attn_dec_f32_d256_g1", "attn_dec_f32_d256_g2", "attn_dec_f32_d256_g4", "attn_dec_f32_d256_g8"}},
+        {{"attn_dec_f16_d64_g1", "attn_dec_f16_d64_g2", "attn_dec_f16_d64_g4", "attn_dec_f16_d64_g8"},
+         {"attn_dec_f16_d128_g1", "attn_dec_f16_d128_g2", "attn_dec_f16_d128_g4", "attn_dec_f16_d128_g8"},
+         {"attn_dec_f16_d256_g1", "attn_dec_f16_d256_g2", "attn_dec_f16_d256_g4", "attn_dec_f16_d256_g8"}},
+        {{"attn_dec_bf16_d64_g1", "attn_dec_bf16_d64_g2", "attn_dec_bf16_d64_g4", "attn_dec_bf16_d64_g8"},
+         {"attn_dec_bf16_d128_g1", "attn_dec_bf16_d128_g2", "attn_dec_bf16_d128_g4", "attn_dec_bf16_d128_g8"},
+         {"attn_dec_bf16_d256_g1", "attn_dec_bf16_d256_g2", "attn_dec_bf16_d256_g4", "attn_dec_bf16_d256_g8"}}};
+    int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
+    int dmi = dmax == 64 ? 0 : dmax == 128 ? 1 : 2;
+    int gi = gb == 1 ? 0 : gb == 2 ? 1 : gb == 4 ? 2 : 3;
+    const char *kname = names[di][dmi][gi];
+
+    int64_t pairs = (int64_t)T * Hkv * hgroups;
+    if (pairs > MLXN_CUDA_COUNTERS)
+        return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "attention (cuda): %lld (row, head) pairs exceed %u",
+                              (long long)pairs, MLXN_CUDA_COUNTERS);
+    /* splits: ~DEC_PER_SM blocks per SM over all pairs, chunks of whole
+     * DEC_UNIT keys, at most DEC_MAXSPLIT splits */
+    int per_sm = DEC_PER_SM;
+    const char *eb = getenv("MLXN_CUDA_ATTN_BPS"); /* tuning: target blocks per SM (1..32) */
+    if (eb && atoi(eb) >= 1 && atoi(eb) <= 32) per_sm = atoi(eb);
+    int64_t want = ((int64_t)cd->sm_count * per_sm + pairs - 1) / pairs;
+    if (want < 1) want = 1;
+    int64_t chunk = (C + want - 1) / want;
+    if (chunk < (C + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT) chunk = (C + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT;
+    chunk = (chunk + DEC_UNIT - 1) / DEC_UNIT * DEC_UNIT;
+    int64_t nsplit = (C + chunk - 1) / chunk;
+    if (nsplit > DEC_MAXSPLIT || chunk > INT32_MAX)
+        return mlxn_set_error(MLXN_ERR_INTERNAL, "attention (cuda): %lld splits of %lld keys", (long long)nsplit,
+                              (long long)chunk);
+
+    size_t part_floats = (size_t)T * Hq * nsplit * (size_t)D;
+    size_t ml_floats = ((size_t)T * Hq * nsplit * 2 + 3) / 4 * 4; /* keeps part 16-byte aligned */
+    size_t bytes = (part_floats + ml_floats) * 4;
+    CUdeviceptr scr;
+    MLXN_TRY(mlxn_cuda_scratch(s, bytes, &scr));
+    CUdeviceptr counters;
+    MLXN_TRY(mlxn_cuda_counters(s, &counters));
+
+    attn_dec_args a = {0};
+    a.q = mlxn_cuda_addr(q);
+    a.k = mlxn_cuda_addr(kc);
+    a.v = mlxn_cuda_addr(vc);
+    a.pos = mlxn_cuda_addr(pos);
+    a.out = mlxn_cuda_addr(op->out[0]);
+    a.part_ml = scr;
+    a.part = scr + ml_floats * 4;
+    a.counters = counters;
+    a.err = ss->err_word;
+    a.C = C;
+    a.kv_len = p->kv_len;
+    a.T = T;
+    a.Hq = Hq;
+    a.Hkv = Hkv;
+    a.D = D;
+    a.G_total = Hq / Hkv;
+    a.nsplit = (int)nsplit;
+    a.chunk = (int)chunk;
+    a.causal = p->causal;
+    a.window = p->window;
+    a.ring = p->ring;
+    /* whole vectors: lane vectors of up to 16 bytes (8 elements) start at
+     * multiples of 8 elements of 16-byte aligned rows */
+    size_t esz = mlxn_dtype_size(kc->dtype);
+    a.full = D % 8 == 0 && a.k % 16 == 0 && a.v % 16 == 0 && ((size_t)D * esz) % 16 == 0;
+    a.scale = p->scale;
+    a.softcap = p->softcap;
+    void *args[] = {&a};
+    return mlxn_cuda_launch(s, "attention.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups), (unsigned)T,
+                            DEC_THREADS, 0, args);
+}
 
 mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
@@ -31,6 +134,9 @@ mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     int dmax = D <= 64 ? 64 : D <= 128 ? 128 : 256;
     int gb = G % 8 == 0 ? 8 : G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1;
     int hgroups = G / gb;
+    /* MLXN_CUDA_ATTN=general forces the general kernel (A/B benchmarks) */
+    const char *ev = getenv("MLXN_CUDA_ATTN");
+    if (T <= DEC_TMAX && !(ev && strcmp(ev, "general") == 0)) return attention_decode(s, op, dmax, gb, hgroups);
     /* string literals: the registry keys kernels by these pointers */
     static const char *const names[3][3][4] = {
         {{"attn_f32_d64_g1", "attn_f32_d64_g2", "attn_f32_d64_g4", "attn_f32_d64_g8"},

@@ -22,7 +22,8 @@
 //    lane), and writes a partial (max, sum, acc[D]); the last block of a (t,
 //    KV head) combines the partials as above.
 // Kernels are instantiated per cache dtype, a head-dim bound DMAX (64/128/256)
-// and G (1/2/4/8 query heads per block).
+// and G (1/2/4/8 query heads per block). Every kernel begins with PDL_ENTER(),
+// so this file may be listed in cuda_device.c's pdl_source().
 #include "common.cu"
 
 #define TILE 256 // keys per tile; also the most splits the combine step handles
@@ -46,6 +47,7 @@ struct AttnArgs {
 
 extern "C" __global__ void attn_prep(const int *pos, int T, i64 kv_len, i64 C, int ring, int *maxpos,
                                      unsigned *err) {
+    PDL_ENTER();
     int m = -1;
     for (int t = threadIdx.x; t < T; t += blockDim.x) {
         int p = pos ? pos[t] : (int)(kv_len - T + t);
@@ -364,7 +366,10 @@ __device__ void attn_body(const AttnArgs &a) {
 }
 
 #define ATTN_INST(NAME, DT, DMAX, G) \
-    extern "C" __global__ void __launch_bounds__(256, ((DMAX) == 256 || (G) == 8) ? 1 : 2) NAME(AttnArgs a) { attn_body<DT, DMAX, G>(a); }
+    extern "C" __global__ void __launch_bounds__(256, ((DMAX) == 256 || (G) == 8) ? 1 : 2) NAME(AttnArgs a) { \
+        PDL_ENTER();                                                                                        \
+        attn_body<DT, DMAX, G>(a);                                                                          \
+    }
 
 #define ATTN_INST_G(PFX, DT, DMAX)          \
     ATTN_INST(PFX##_g1, DT, DMAX, 1)        \
@@ -726,8 +731,13 @@ __device__ void dec_body(const DecArgs &a) {
     if (threadIdx.x == 0) *ctr = 0u; // ready for the next launch / graph replay
 }
 
-#define DEC_INST(NAME, DT, DMAX, G) \
-    extern "C" __global__ void __launch_bounds__(DEC_NW * 32, 3) NAME(DecArgs a) { dec_body<DT, DMAX, G>(a); }
+// 3 blocks (12 warps) per SM: <= 168 registers; G * DMAX = 2048 (q and acc
+// alone take 128 registers per lane) gets 2
+#define DEC_INST(NAME, DT, DMAX, G)                                                                      \
+    extern "C" __global__ void __launch_bounds__(DEC_NW * 32, (G) * (DMAX) >= 2048 ? 2 : 3) NAME(DecArgs a) { \
+        PDL_ENTER();                                                                                     \
+        dec_body<DT, DMAX, G>(a);                                                                        \
+    }
 
 #define DEC_INST_G(PFX, DT, DMAX)    \
     DEC_INST(PFX##_g1, DT, DMAX, 1)  \
