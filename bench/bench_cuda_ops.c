@@ -223,6 +223,7 @@ static void bench_mv_sweep(const wkind *kinds) {
  * M = 1, 8. */
 static void bench_mvt_sweep(const wkind *kinds) {
     static const char *const vs[] = {"off", "0", "1", "2", "3", "4", "5"};
+    setenv("MLXN_CUDA_MVT_MIN_M", "1", 1); /* let the sweep time M = 1 too */
     for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++) {
         setenv("MLXN_CUDA_MVT", vs[v], 1);
         char tag[16];
@@ -237,6 +238,7 @@ static void bench_mvt_sweep(const wkind *kinds) {
         }
     }
     unsetenv("MLXN_CUDA_MVT");
+    unsetenv("MLXN_CUDA_MVT_MIN_M");
 }
 
 /* ---------------------------------------------------------------- attention */
@@ -381,18 +383,6 @@ int main(int argc, char **argv) {
             if (Ms[mi] == 512 && i != 0 && i != 2 && i != 5 && i != 8) continue;
             bench_matmul(&kinds[i], Ms[mi]);
         }
-    /* M=512 on the tensor-core GEMM (gemm_mma.cu, default TERMS=2 above):
-     * the 1-term variant (MLXN_CUDA_GEMM_TERMS=1) and the old bf16 cuBLASLt
-     * path (MLXN_CUDA_GEMM=cublas) for comparison, MLX 4-bit and Q4_0 */
-    if (!only || strstr("matmul", only)) {
-        const int tk[2] = {0, 2}; /* indices of mlx4, Q4_0 in kinds[] */
-        for (int v = 0; v < 2; v++)
-            for (int f = 0; f < 2; f++) {
-                setenv(v == 0 ? "MLXN_CUDA_GEMM_TERMS" : "MLXN_CUDA_GEMM", v == 0 ? "1" : "cublas", 1);
-                bench_matmul_nk(&kinds[tk[f]], 512, 4096, 14336, v == 0 ? " terms=1" : " cublas-bf16");
-                unsetenv(v == 0 ? "MLXN_CUDA_GEMM_TERMS" : "MLXN_CUDA_GEMM");
-            }
-    }
     if (!only || strstr("attention", only)) {
         bench_attention(32, 8, 16384, 38.41);
         bench_attention(32, 8, 8192, 23.01);

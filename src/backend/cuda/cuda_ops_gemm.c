@@ -1,16 +1,12 @@
-/* cuda_ops_gemm.c — large-M matmul (prefill), M >= 8. MLX affine 4/8-bit
- * and GGUF Q4_0/Q4_1/Q8_0 go to the tensor-core kernels of gemm_mma.cu: W
- * stays quantized, its integer codes are exact in f16, and x is split by the
- * prep kernel into TERMS f16 terms of a power-of-two-scaled copy (TERMS = 2 by
- * default: ~22 bits of x, near-f32 results; env MLXN_CUDA_GEMM_TERMS=1 for
- * one term, faster, ~11 bits). Q4_K, Q6_K (and the MMA formats when their
- * kernel can't take the layout, or with env MLXN_CUDA_GEMM=cublas) use the
- * older path: the weight is dequantized to bf16 and x cast to bf16 in session
- * scratch, then cuBLASLt (opened with dlopen, optional: without it this path
- * is skipped) multiplies them with f32 accumulation (accuracy contract NMSE <=
- * 1e-4, the CPU's int8-activation contract); dense and the other quantized
- * formats keep the exact f32 kernels. cuBLAS is column-major: y^T [N, M] =
- * W [K, N]^T x^T, i.e. A = W (K x N, ld K, transposed), B = x^T (K x M, ld K). */
+/* cuda_ops_gemm.c — large-M matmul (prefill): the weight is dequantized to
+ * bf16 and x cast to bf16 in session scratch, then cuBLASLt (opened with
+ * dlopen, optional: without it this path is skipped) multiplies them on the
+ * tensor cores with f32 accumulation and f32 output. Used for M >= 8 and the
+ * formats whose accuracy contract allows bf16 operands (MLX affine 4/8-bit,
+ * GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q6_K: NMSE <= 1e-4, the same contract as the
+ * CPU's int8 activation path); dense and the other quantized formats keep
+ * the exact f32 kernels. cuBLAS is column-major: y^T [N, M] = W [K, N]^T x^T,
+ * i.e. A = W (K x N, ld K, transposed), B = x^T (K x M, ld K). */
 #define _GNU_SOURCE
 #include "backend/cuda/cuda_internal.h"
 
@@ -204,82 +200,12 @@ static int gemm_format_ok(const mlxn_weight_desc *d) {
     return 0;
 }
 
-/* The gemm_mma.cu kernel suffix for this weight ("mlx4", ...), or NULL when
- * the format or its memory layout is not one the MMA kernels take. */
-static const char *mma_format(const mlxn_weight *w) {
-    const mlxn_weight_desc *d = &w->desc;
-    CUdeviceptr data = mlxn_cuda_addr(d->data);
-    int64_t K = d->cols;
-    if (K % 32) return NULL;
-    if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
-        if ((d->bits != 4 && d->bits != 8) || d->group_size % 32 || K % d->group_size || !d->scales || !d->biases)
-            return NULL;
-        size_t es = mlxn_dtype_size(d->scales->dtype);
-        if (mlxn_cuda_addr(d->scales) % es || mlxn_cuda_addr(d->biases) % es) return NULL;
-        const int64_t al = d->bits == 4 ? 8 : 16; /* uint2 / uint4 loads */
-        if (data % (CUdeviceptr)al || w->row_bytes % al) return NULL;
-        return d->bits == 4 ? "mlx4" : "mlx8";
-    }
-    if (d->format != MLXN_WEIGHT_GGUF || data % 2 || w->row_bytes % 2) return NULL;
-    return d->gguf_type == MLXN_GGUF_Q4_0 ? "q4_0"
-           : d->gguf_type == MLXN_GGUF_Q4_1 ? "q4_1"
-           : d->gguf_type == MLXN_GGUF_Q8_0 ? "q8_0"
-                                            : NULL;
-}
-
-/* Tile sizes of gemm_mma.cu (GM_BM x GM_BN, 256 threads). */
-#define MMA_BM 64
-#define MMA_BN 128
-
-/* y [M, N] = x [M, K] · W^T with the gemm_mma.cu kernels; *done = 0 when not taken. */
-static mlxn_status gemm_mma_try(mlxn_session *s, const mlxn_op *op, int *done) {
-    const mlxn_weight *w = op->w;
-    const mlxn_weight_desc *d = &w->desc;
-    int64_t M = op->in[0]->shape[0], K = d->cols, N = d->rows;
-    CUdeviceptr x = mlxn_cuda_addr(op->in[0]), y = mlxn_cuda_addr(op->out[0]);
-    const char *fs = mma_format(w);
-    if (!fs || x % 16 || N > 0x7fffffff || M > 0x7fffffff || (M + MMA_BM - 1) / MMA_BM > 65535) return MLXN_OK;
-    const char *te = getenv("MLXN_CUDA_GEMM_TERMS");
-    int terms = te && te[0] == '1' && !te[1] ? 1 : 2;
-    int group = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->group_size : 32;
-    const int bias = !(d->format == MLXN_WEIGHT_GGUF && (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q8_0));
-    /* scratch: [xh f16 M*K][xl f16 M*K (terms 2)][sumx f32 M*K/group][rs f32 M] */
-    size_t xbytes = ((size_t)(M * K) * 2 + 255) & ~(size_t)255;
-    size_t sbytes = ((size_t)(M * (K / group)) * 4 + 255) & ~(size_t)255;
-    size_t rbytes = ((size_t)M * 4 + 255) & ~(size_t)255;
-    CUdeviceptr scr;
-    MLXN_TRY(mlxn_cuda_scratch(s, xbytes * (size_t)terms + sbytes + rbytes, &scr));
-    CUdeviceptr xh = scr, xl = terms == 2 ? scr + xbytes : 0, sumx = scr + xbytes * (size_t)terms;
-    CUdeviceptr rs = sumx + sbytes, sumx_arg = bias ? sumx : 0;
-    long long Kl = K;
-    void *pargs[] = {&x, &Kl, &group, &terms, &xh, &xl, &sumx_arg, &rs};
-    MLXN_TRY(mlxn_cuda_launch(s, "gemm_mma.cu", "gemm_mma_prep", (unsigned)M, 1, 1, 256, 0, pargs));
-    wparams_g wp = {mlxn_cuda_addr(d->data), d->scales ? mlxn_cuda_addr(d->scales) : 0,
-                    d->biases ? mlxn_cuda_addr(d->biases) : 0, w->row_bytes, K, (int)d->format,
-                    d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size, (int)d->gguf_type,
-                    (int)d->data->dtype};
-    int Mi = (int)M, Ni = (int)N;
-    void *args[] = {&wp, &xh, &xl, &sumx, &rs, &y, &Mi, &Ni};
-    char name[40];
-    snprintf(name, sizeof name, "gemm_mma_%s_t%d", fs, terms);
-    MLXN_TRY(mlxn_cuda_launch(s, "gemm_mma.cu", name, (unsigned)((N + MMA_BN - 1) / MMA_BN),
-                              (unsigned)((M + MMA_BM - 1) / MMA_BM), 1, 256, 0, args));
-    *done = 1;
-    return MLXN_OK;
-}
-
 mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done) {
     *done = 0;
     const mlxn_weight *w = op->w;
     const mlxn_weight_desc *d = &w->desc;
     int64_t M = op->in[0]->shape[0], K = d->cols, N = d->rows;
-    if (M < GEMM_MIN_M) return MLXN_OK;
-    const char *ge = getenv("MLXN_CUDA_GEMM");
-    if (!(ge && strcmp(ge, "cublas") == 0)) {
-        MLXN_TRY(gemm_mma_try(s, op, done));
-        if (*done) return MLXN_OK;
-    }
-    if (!gemm_format_ok(d) || K % 8 || N % 8 || N > 0x7fffffff) return MLXN_OK;
+    if (M < GEMM_MIN_M || !gemm_format_ok(d) || K % 8 || N % 8 || N > 0x7fffffff) return MLXN_OK;
     mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
     lt_plan *p = get_plan(cd, M, N, K);
     if (!p) return MLXN_OK;

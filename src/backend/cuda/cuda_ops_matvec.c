@@ -152,7 +152,8 @@ static int mv_variant(const mlxn_weight_desc *d, const char **name) {
 }
 
 /* Tensor-core kernels (matvec_mma.cu "mvt_<fmt>_<RT>_<NW>_<UNR>") for MLX
- * 4-bit (group 64/128, 2-byte scales), Q4_0 and Q4_1 at M <= MVT_MAX_M: rows
+ * 4-bit (group 64/128, 2-byte scales), Q4_0 and Q4_1 at MVT_MIN_M <= M <=
+ * MVT_MAX_M (env MLXN_CUDA_MVT_MIN_M overrides the lower bound): rows
  * per block 16·RT, 32·NW threads. Env MLXN_CUDA_MVT=<index> picks a shape
  * (bench sweep), MLXN_CUDA_MVT=off disables them. */
 static const struct { int rt, nw, unr; } k_mvt[] = {{1, 4, 2}, {2, 4, 2}, {1, 8, 2}, {2, 8, 2}, {1, 4, 4}, {2, 8, 1}};
@@ -160,7 +161,11 @@ static const char *const k_mvt_names[3][6] = {
     {"mvt_mlx4_1_4_2", "mvt_mlx4_2_4_2", "mvt_mlx4_1_8_2", "mvt_mlx4_2_8_2", "mvt_mlx4_1_4_4", "mvt_mlx4_2_8_1"},
     {"mvt_q4_0_1_4_2", "mvt_q4_0_2_4_2", "mvt_q4_0_1_8_2", "mvt_q4_0_2_8_2", "mvt_q4_0_1_4_4", "mvt_q4_0_2_8_1"},
     {"mvt_q4_1_1_4_2", "mvt_q4_1_2_4_2", "mvt_q4_1_1_8_2", "mvt_q4_1_2_8_2", "mvt_q4_1_1_4_4", "mvt_q4_1_2_8_1"}};
-#define MVT_DEFAULT 2
+/* Default shape (2, 8, 1) and M range from the H100 sweep in BENCHMARKS.md:
+ * at M = 8 the tensor-core kernels beat the SIMT ones 3.5x (MLX 4-bit) and
+ * the bf16 GEMM path 4x (Q4_0/Q4_1); at M = 1 the SIMT b1 kernels win. */
+#define MVT_DEFAULT 5
+#define MVT_MIN_M 2
 #define MVT_MAX_M 8
 
 /* Launches the tensor-core kernel when the weight and M suit it; *done = 1. */
@@ -175,7 +180,9 @@ static mlxn_status mvt_try(mlxn_session *s, const mlxn_weight *w, CUdeviceptr da
         vi = atoi(e);
         if (vi < 0 || vi >= (int)(sizeof k_mvt / sizeof k_mvt[0])) vi = MVT_DEFAULT;
     }
-    if (M > MVT_MAX_M || x % 16 || K % 32) return MLXN_OK;
+    const char *em = getenv("MLXN_CUDA_MVT_MIN_M");
+    const int64_t min_m = em && *em ? atoi(em) : MVT_MIN_M;
+    if (M < min_m || M > MVT_MAX_M || x % 16 || K % 32) return MLXN_OK;
     int f;
     if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
         if (d->bits != 4 || (d->group_size != 64 && d->group_size != 128) || !d->biases) return MLXN_OK;
