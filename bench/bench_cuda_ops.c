@@ -241,6 +241,19 @@ static void bench_mvt_sweep(const wkind *kinds) {
     unsetenv("MLXN_CUDA_MVT_MIN_M");
 }
 
+/* MLXN_BENCH_ONLY=midm: M = 16 and 64 (short prompts) for MLX 4-bit, Q4_0 and
+ * Q4_1 on the tensor-core matvec (default) and on the bf16 GEMM path
+ * (MLXN_CUDA_MVT=off). */
+static void bench_mid_m(const wkind *kinds) {
+    const int fk[3] = {0, 2, 3};
+    for (int v = 0; v < 2; v++) {
+        if (v) setenv("MLXN_CUDA_MVT", "off", 1);
+        for (int f = 0; f < 3; f++)
+            for (int64_t M = 16; M <= 64; M *= 4) bench_matmul_nk(&kinds[fk[f]], M, 4096, 14336, v ? " mvt=off" : "");
+    }
+    unsetenv("MLXN_CUDA_MVT");
+}
+
 /* ---------------------------------------------------------------- attention */
 
 typedef struct { mlxn_buffer *q, *k[4], *v[4], *pos, *out; int nrot; mlxn_attention_params p; } at_ctx;
@@ -368,8 +381,9 @@ int main(int argc, char **argv) {
         {"f16", MLXN_WEIGHT_DENSE, MLXN_F16, 0, 0, 0, {40.50, 47.09, 136.96}},
         {"bf16", MLXN_WEIGHT_DENSE, MLXN_BF16, 0, 0, 0, {40.21, 47.39, 120.46}},
     };
-    if (only && (strcmp(only, "mvsweep") == 0 || strcmp(only, "mvtsweep") == 0)) {
+    if (only && (strcmp(only, "mvsweep") == 0 || strcmp(only, "mvtsweep") == 0 || strcmp(only, "midm") == 0)) {
         if (strcmp(only, "mvsweep") == 0) bench_mv_sweep(kinds);
+        else if (strcmp(only, "midm") == 0) bench_mid_m(kinds);
         else bench_mvt_sweep(kinds);
         fclose(g_md);
         mlxn_device_close(g_dev);

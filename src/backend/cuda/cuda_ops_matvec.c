@@ -166,7 +166,7 @@ static const char *const k_mvt_names[3][6] = {
  * the bf16 GEMM path 4x (Q4_0/Q4_1); at M = 1 the SIMT b1 kernels win. */
 #define MVT_DEFAULT 5
 #define MVT_MIN_M 2
-#define MVT_MAX_M 8
+#define MVT_MAX_M 64 /* exact (f32-grade) up to here; larger M takes the bf16 GEMM */
 
 /* Launches the tensor-core kernel when the weight and M suit it; *done = 1. */
 static mlxn_status mvt_try(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, CUdeviceptr x, CUdeviceptr y,
