@@ -152,15 +152,16 @@ static int mv_variant(const mlxn_weight_desc *d, const char **name) {
 }
 
 /* Tensor-core kernels (matvec_mma.cu "mvt_<fmt>_<RT>_<NW>_<UNR>") for MLX
- * 4-bit (group 64/128, 2-byte scales), Q4_0 and Q4_1 at MVT_MIN_M <= M <=
+ * 4-bit (group 64/128, 2-byte scales), Q4_0, Q4_1 and Q8_0 at MVT_MIN_M <= M <=
  * MVT_MAX_M (env MLXN_CUDA_MVT_MIN_M overrides the lower bound): rows
  * per block 16·RT, 32·NW threads. Env MLXN_CUDA_MVT=<index> picks a shape
  * (bench sweep), MLXN_CUDA_MVT=off disables them. */
 static const struct { int rt, nw, unr; } k_mvt[] = {{1, 4, 2}, {2, 4, 2}, {1, 8, 2}, {2, 8, 2}, {1, 4, 4}, {2, 8, 1}};
-static const char *const k_mvt_names[3][6] = {
+static const char *const k_mvt_names[4][6] = {
     {"mvt_mlx4_1_4_2", "mvt_mlx4_2_4_2", "mvt_mlx4_1_8_2", "mvt_mlx4_2_8_2", "mvt_mlx4_1_4_4", "mvt_mlx4_2_8_1"},
     {"mvt_q4_0_1_4_2", "mvt_q4_0_2_4_2", "mvt_q4_0_1_8_2", "mvt_q4_0_2_8_2", "mvt_q4_0_1_4_4", "mvt_q4_0_2_8_1"},
-    {"mvt_q4_1_1_4_2", "mvt_q4_1_2_4_2", "mvt_q4_1_1_8_2", "mvt_q4_1_2_8_2", "mvt_q4_1_1_4_4", "mvt_q4_1_2_8_1"}};
+    {"mvt_q4_1_1_4_2", "mvt_q4_1_2_4_2", "mvt_q4_1_1_8_2", "mvt_q4_1_2_8_2", "mvt_q4_1_1_4_4", "mvt_q4_1_2_8_1"},
+    {"mvt_q8_0_1_4_2", "mvt_q8_0_2_4_2", "mvt_q8_0_1_8_2", "mvt_q8_0_2_8_2", "mvt_q8_0_1_4_4", "mvt_q8_0_2_8_1"}};
 /* Default shape (2, 8, 1) and M range from the H100 sweep in BENCHMARKS.md:
  * at M = 8 the tensor-core kernels beat the SIMT ones 3.5x (MLX 4-bit) and
  * the bf16 GEMM path 4x (Q4_0/Q4_1); at M = 1 the SIMT b1 kernels win. */
@@ -189,10 +190,10 @@ static mlxn_status mvt_try(mlxn_session *s, const mlxn_weight *w, CUdeviceptr da
         if (d->scales->dtype == MLXN_F32 || d->biases->dtype != d->scales->dtype) return MLXN_OK;
         if (data % 8 || w->row_bytes % 8 || K % 64) return MLXN_OK;
         f = 0;
-    } else if (d->format == MLXN_WEIGHT_GGUF &&
-               (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1)) {
+    } else if (d->format == MLXN_WEIGHT_GGUF && (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1 ||
+                                                 d->gguf_type == MLXN_GGUF_Q8_0)) {
         if (data % 2 || w->row_bytes % 2) return MLXN_OK;
-        f = d->gguf_type == MLXN_GGUF_Q4_0 ? 1 : 2;
+        f = d->gguf_type == MLXN_GGUF_Q4_0 ? 1 : d->gguf_type == MLXN_GGUF_Q4_1 ? 2 : 3;
     } else {
         return MLXN_OK;
     }

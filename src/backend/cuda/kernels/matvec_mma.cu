@@ -1,5 +1,5 @@
 // matvec_mma.cu — y [M, N] f32 = x [M, K] f32 · Wᵀ for MLX affine 4-bit
-// weights (group 64 or 128) and a few rows of x, on the tensor cores: each
+// weights (group 64 or 128), GGUF Q4_0, Q4_1 and Q8_0, and a few rows of x, on the tensor cores: each
 // warp multiplies 16·RT weight rows by an 8-row tile of x with
 // mma.sync.m16n8k16 (bf16 in, f32 accumulate), so the 4-bit codes cost one
 // shift + one lop3 per two values instead of an f32 FMA per value per row
@@ -69,12 +69,18 @@ __device__ __forceinline__ float ld_sc16_mma(const void *p, int dt, i64 i) {
 #define MVT_MLX4 0
 #define MVT_Q4_0 GG_Q4_0
 #define MVT_Q4_1 GG_Q4_1
+#define MVT_Q8_0 GG_Q8_0
 
 template <int FMT> struct MvtFmt {
-    static const int KS = FMT == MVT_MLX4 ? 64 : 32; // k per superstep
-    static const int NWD = KS / 32;                   // u32 code words per lane per row
-    static const int NX = KS / 16;                    // float4 of x per lane
+    static const int KS = FMT == MVT_MLX4 ? 64 : 32;              // k per superstep
+    static const int NWD = FMT == MVT_Q8_0 ? 2 : KS / 32;         // u32 code words per lane per row
+    static const int NX = KS / 16;                                // float4 of x per lane
 };
+
+// bf16x2 of the signed bytes b and b+1 of w (integers: exact)
+__device__ __forceinline__ u32 i8_pair(u32 w, int b) {
+    return pack_bf16x2((float)(signed char)(w >> (8 * b)), (float)(signed char)(w >> (8 * b + 8)));
+}
 
 // Loads the lane's code words of one row for superstep ss, and its (A, B).
 template <int FMT>
@@ -88,6 +94,14 @@ __device__ __forceinline__ void mvt_load_row(const WP &w, i64 row, i64 ss, int c
         const i64 gi = row * gpr + ss / sps;
         fa = ld_sc16_mma(w.scales, w.sdt, gi);
         fb = ld_sc16_mma(w.biases, w.sdt, gi);
+    } else if (FMT == MVT_Q8_0) {
+        // block ss: f16 d then 32 int8; the lane takes codes 8c .. 8c+7 (2-byte aligned)
+        const u8 *bp = w.data + row * w.row_bytes + ss * 34;
+        const u16 *q16 = (const u16 *)(bp + 2 + 8 * c);
+        cw[0] = (u32)__ldg(q16) | ((u32)__ldg(q16 + 1) << 16);
+        cw[MvtFmt<FMT>::NWD - 1] = (u32)__ldg(q16 + 2) | ((u32)__ldg(q16 + 3) << 16);
+        fa = h2f(__ldg((const u16 *)bp));
+        fb = 0.0f;
     } else {
         // block ss: [f16 d (, f16 m)] then 16 bytes of nibbles; the lane takes bytes 4c .. 4c+3
         // (codes 4c+i in the low nibbles, 4c+16+i in the high ones)
@@ -128,8 +142,9 @@ __device__ void mvt_body(const WP &w, const float *x, float *y, int M, i64 N) {
     for (int t = 0; t < RT; t++)
 #pragma unroll
         for (int i = 0; i < 4; i++) acc[t][i] = 0.0f;
-    // MLX: the lane's x are k = 16c .. 16c+15 of the superstep; GGUF: 4c .. 4c+3 and 16+4c .. 16+4c+3
-    const float *xr = x + (i64)(tok_ok ? tok : 0) * w.K + (FMT == MVT_MLX4 ? 16 * c : 4 * c);
+    // MLX: the lane's x are k = 16c .. 16c+15 of the superstep; Q4_0/Q4_1: 4c .. 4c+3 and
+    // 16+4c .. 16+4c+3; Q8_0: 8c .. 8c+7
+    const float *xr = x + (i64)(tok_ok ? tok : 0) * w.K + (FMT == MVT_MLX4 ? 16 * c : FMT == MVT_Q8_0 ? 8 * c : 4 * c);
 
 #pragma unroll 1
     for (i64 s0 = warp; s0 < nss; s0 += NW * UNR) {
@@ -147,7 +162,7 @@ __device__ void mvt_body(const WP &w, const float *x, float *y, int M, i64 N) {
                     mvt_load_row<FMT>(w, rows[t][h], ss, c, gpr, sps, cb[u][t][h], fab[u][t][h], fbb[u][t][h]);
 #pragma unroll
             for (int q = 0; q < F::NX; q++) {
-                const i64 off = ss * F::KS + (FMT == MVT_MLX4 ? 4 * q : 16 * q);
+                const i64 off = ss * F::KS + (FMT == MVT_Q4_0 || FMT == MVT_Q4_1 ? 16 * q : 4 * q);
                 xb[u][q] = tok_ok ? __ldg((const float4 *)(xr + off)) : make_float4(0.f, 0.f, 0.f, 0.f);
             }
         }
@@ -185,11 +200,15 @@ __device__ void mvt_body(const WP &w, const float *x, float *y, int M, i64 N) {
                 // x values at the same k go to the B slots.
                 //   MLX: nibble j of word wd is k = 16c + 8·wd + j (x index the same).
                 //   GGUF: nibble 2i is k = 4c + i (x index i), 2i+1 is k = 4c+16+i (x index 4+i).
-                const int wd = FMT == MVT_MLX4 ? s >> 1 : 0;
+                //   Q8_0: word s holds codes 4s .. 4s+3 (x indices the same), bytes (0, 1)
+                //   go to slots (2c, 2c+1) and bytes (2, 3) to (2c+8, 2c+9).
+                const int wd = FMT == MVT_MLX4 ? s >> 1 : FMT == MVT_Q8_0 ? s : 0;
                 const int j0 = 2 * (s & 1), j1 = j0 + 1; // nibble of the pair's first element in the word
                 int x00, x01, x10, x11;                  // x indices of (P(2s).first, .second), (P(2s+1)...)
                 if (FMT == MVT_MLX4) {
                     x00 = 8 * wd + j0; x01 = x00 + 4; x10 = 8 * wd + j1; x11 = x10 + 4;
+                } else if (FMT == MVT_Q8_0) {
+                    x00 = 4 * s; x01 = x00 + 1; x10 = x00 + 2; x11 = x00 + 3;
                 } else { // nibble n: even -> x index n/2, odd -> 4 + n/2
                     x00 = j0 >> 1; x01 = (j0 + 4) >> 1;
                     x10 = 4 + (j1 >> 1); x11 = 4 + ((j1 + 4) >> 1);
@@ -201,10 +220,17 @@ __device__ void mvt_body(const WP &w, const float *x, float *y, int M, i64 N) {
                 for (int t = 0; t < RT; t++) {
                     const u32 w0 = cb[u][t][0][wd], w8 = cb[u][t][1][wd];
                     u32 a[4];
-                    a[0] = nib_pair(w0 >> (4 * j0)); // row g,   slots (2c, 2c+1)
-                    a[1] = nib_pair(w8 >> (4 * j0)); // row g+8, slots (2c, 2c+1)
-                    a[2] = nib_pair(w0 >> (4 * j1)); // row g,   slots (2c+8, 2c+9)
-                    a[3] = nib_pair(w8 >> (4 * j1)); // row g+8, slots (2c+8, 2c+9)
+                    if (FMT == MVT_Q8_0) {
+                        a[0] = i8_pair(w0, 0);
+                        a[1] = i8_pair(w8, 0);
+                        a[2] = i8_pair(w0, 2);
+                        a[3] = i8_pair(w8, 2);
+                    } else {
+                        a[0] = nib_pair(w0 >> (4 * j0)); // row g,   slots (2c, 2c+1)
+                        a[1] = nib_pair(w8 >> (4 * j0)); // row g+8, slots (2c, 2c+1)
+                        a[2] = nib_pair(w0 >> (4 * j1)); // row g,   slots (2c+8, 2c+9)
+                        a[3] = nib_pair(w8 >> (4 * j1)); // row g+8, slots (2c+8, 2c+9)
+                    }
 #pragma unroll
                     for (int term = 0; term < 3; term++) mma_bf16(tmp[t], a, bx0[term], bx1[term]);
                 }
@@ -250,7 +276,8 @@ __device__ void mvt_body(const WP &w, const float *x, float *y, int M, i64 N) {
 #define MVT_SET(RT, NW, UNR)                \
     MVT(mvt_mlx4, MVT_MLX4, RT, NW, UNR)    \
     MVT(mvt_q4_0, MVT_Q4_0, RT, NW, UNR)    \
-    MVT(mvt_q4_1, MVT_Q4_1, RT, NW, UNR)
+    MVT(mvt_q4_1, MVT_Q4_1, RT, NW, UNR)    \
+    MVT(mvt_q8_0, MVT_Q8_0, RT, NW, UNR)
 MVT_SET(1, 4, 2)
 MVT_SET(2, 4, 2)
 MVT_SET(1, 8, 2)
