@@ -581,6 +581,7 @@ static void test_decode_paths_agree(void) {
             mlxn_runner_opts ro = mlxn_runner_default_opts();
             ro.n_ctx = 32;
             ro.use_graph = mode;
+            ro.kv_dtype = MLXN_F32; /* like the batched prefill above (CUDA's default cache is f16) */
             mlxn_runner *r = NULL;
             CHECK_OK(mlxn_runner_create(m, &ro, &r));
             if (!r) break;
