@@ -34,7 +34,7 @@ typedef struct {
 #define DEC_TMAX 4       /* decode path for T <= this */
 #define DEC_THREADS 128  /* attention.cu's DEC_NW warps */
 #define DEC_UNIT 64      /* chunk granularity (keys) */
-#define DEC_PER_SM 2     /* target blocks of 4 warps per SM (H100 sweep in BENCHMARKS.md) */
+#define DEC_PER_SM 3     /* target blocks of 4 warps per SM (H100 sweep in BENCHMARKS.md) */
 #define DEC_MAXSPLIT 256 /* attention.cu's DEC_MAXSPLIT */
 
 static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax, int gb, int hgroups) {
