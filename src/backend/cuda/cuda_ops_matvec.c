@@ -1,13 +1,18 @@
-/* cuda_ops_matvec.c — the fast matmul paths: chooses a kernel from
- * kernels/matvec.cu (MLX affine 4/8-bit, dense f32/f16/bf16, GGUF Q4_0, Q4_1,
- * Q8_0, Q4_K, Q6_K) when the weight's layout allows its vector loads
- * (alignment of data and x, row bytes, group size), with an M tile of 1, 2, 4
- * or 8 rows of x per launch row (grid.y covers larger M), as warp-per-rows
- * or block-per-rows kernels. Quantized matmuls
- * with M > 8 (env MLXN_CUDA_MV_MAX_M), or whose layout the matvec kernels
- * can't take, go to the tensor-core GEMM in cuda_ops_gemm.c when it applies.
- * Env MLXN_CUDA_NO_Q4_1_MV=1 sends Q4_1 back to the generic kernel. Sets
- * *done = 0 when no fast path applies so the caller runs the generic kernel. */
+/* cuda_ops_matvec.c — the fast matmul paths. For 2 <= M <= 64 and MLX
+ * 4-bit (group 64/128), Q4_0, Q4_1 or Q8_0 weights it launches the
+ * tensor-core matvec (kernels/matvec_mma.cu, f32-grade accuracy). Otherwise it
+ * chooses a SIMT kernel from kernels/matvec.cu (MLX affine 4/8-bit, dense
+ * f32/f16/bf16, GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q6_K) when the weight's layout
+ * allows its vector loads (alignment of data and x, row bytes, group size),
+ * with an M tile of 1, 2, 4 or 8 rows of x per launch row (grid.y covers
+ * larger M), as warp-per-rows or block-per-rows kernels. Quantized matmuls
+ * with larger M (per format, env MLXN_CUDA_MV_MAX_M), or whose layout the
+ * matvec kernels can't take, go to the dequantize + cuBLASLt GEMM in
+ * cuda_ops_gemm.c when it applies. Tuning switches (env): MLXN_CUDA_MVT
+ * (off, or a shape index), MLXN_CUDA_MVT_MIN_M, MLXN_CUDA_MV_WIDE (0/1),
+ * MLXN_CUDA_MV_VARIANT (M=1 sweep kernels of matvec_tune.cu),
+ * MLXN_CUDA_NO_Q4_1_MV=1 (Q4_1 back to the generic kernel). Sets *done = 0
+ * when no fast path applies so the caller runs the generic kernel. */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdlib.h>
@@ -67,7 +72,9 @@ static int mv_wide(const mlxn_weight_desc *d, int64_t K, int mt) {
  * gets first try. Chosen per format from H100 measurements at M = 8 (W
  * 4096x14336, µs, matvec vs GEMM): MLX 4-bit 254 vs 367, MLX 8-bit 203 vs
  * 219, Q4_K 250 vs 316, Q6_K 129 vs 350 -> matvec; Q4_0 366 vs 242, Q4_1 360
- * vs 247, Q8_0 267 vs 225 -> GEMM. Env MLXN_CUDA_MV_MAX_M overrides it. */
+ * vs 247, Q8_0 267 vs 225 -> GEMM (session 1). MLX 4-bit, Q4_0, Q4_1 and Q8_0
+ * at 2 <= M <= 64 normally take the tensor-core matvec before this applies.
+ * Env MLXN_CUDA_MV_MAX_M overrides it. */
 static int64_t mv_max_m(const mlxn_weight_desc *d) {
     const char *e = getenv("MLXN_CUDA_MV_MAX_M");
     if (e && *e) {

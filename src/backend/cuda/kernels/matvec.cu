@@ -1,12 +1,15 @@
 // matvec.cu — y [M, N] f32 = x [M, K] f32 · Wᵀ for small M (1..8 rows per
-// launch tile), the decode path. Each warp owns RW weight rows and streams them
-// with 16-byte (or for GGUF's odd block sizes, 2-byte) loads that skip L1;
-// x is read through L1 (it is small and shared by every warp of the SM); each
-// loaded weight chunk is decoded once into registers and used for all MT rows
-// of x. Quantized values become floats with the byte-permute trick
-// (0x4B0000qq as f32 is 2^23 + q), which keeps the integer-conversion pipe
-// free. MLX affine uses Σ s·(x·q) + b·Σx per group; GGUF blocks use their own
-// scale/min algebra. Sums are f32 (per-chunk partials, then warp reduction).
+// launch tile), the decode path on the SIMT cores. A row group of NT threads
+// (a warp: the "m" kernels; the whole 128-thread block: the "b" kernels)
+// shares RW weight rows and splits K among its threads; each thread streams
+// its weight chunks with 16-byte (GGUF's odd block sizes: 2- or 4-byte) loads
+// that skip L1, reads x through L1, decodes each chunk once into registers
+// and uses it for all MT rows of x; partial sums are reduced by shuffles (and
+// shared memory for block row groups). Quantized values become floats with
+// one byte permute: 7-bit codes as 2 + q/64 (bytef7, folded into the scale
+// algebra), 8-bit ones as 2^23 + q minus 2^23 (bytef). MLX affine uses
+// Σ s·(x·q) + b·Σx per group; GGUF blocks use their own scale/min algebra.
+// Sums are f32. matvec_mma.cu has the tensor-core kernels for 2 <= M <= 64.
 #include "common.cu"
 #include "quant.cu"
 
