@@ -88,29 +88,23 @@ static int64_t mv_max_m(const mlxn_weight_desc *d) {
     return 8;
 }
 
+/* The eight kernels of one format, as string literals (the registry keeps the
+ * name pointers): m1 m2 m4 m8 (warp row groups), b1 b2 b4 b8 (block ones). */
+#define MV_NAMES(P) {P "_m1", P "_m2", P "_m4", P "_m8", P "_b1", P "_b2", P "_b4", P "_b8"}
+
 /* Kernel set for this weight, or NULL when its layout doesn't allow the fast
  * kernels' vector loads. */
 static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
-    static const char *const k_mlx4[8] = {"mv_mlx4_m1", "mv_mlx4_m2", "mv_mlx4_m4", "mv_mlx4_m8",
-                                            "mv_mlx4_b1", "mv_mlx4_b2", "mv_mlx4_b4", "mv_mlx4_b8"};
-    static const char *const k_mlx8[8] = {"mv_mlx8_m1", "mv_mlx8_m2", "mv_mlx8_m4", "mv_mlx8_m8",
-                                            "mv_mlx8_b1", "mv_mlx8_b2", "mv_mlx8_b4", "mv_mlx8_b8"};
-    static const char *const k_f32[8] = {"mv_f32_m1", "mv_f32_m2", "mv_f32_m4", "mv_f32_m8",
-                                            "mv_f32_b1", "mv_f32_b2", "mv_f32_b4", "mv_f32_b8"};
-    static const char *const k_f16[8] = {"mv_f16_m1", "mv_f16_m2", "mv_f16_m4", "mv_f16_m8",
-                                            "mv_f16_b1", "mv_f16_b2", "mv_f16_b4", "mv_f16_b8"};
-    static const char *const k_bf16[8] = {"mv_bf16_m1", "mv_bf16_m2", "mv_bf16_m4", "mv_bf16_m8",
-                                            "mv_bf16_b1", "mv_bf16_b2", "mv_bf16_b4", "mv_bf16_b8"};
-    static const char *const k_q40[8] = {"mv_q4_0_m1", "mv_q4_0_m2", "mv_q4_0_m4", "mv_q4_0_m8",
-                                            "mv_q4_0_b1", "mv_q4_0_b2", "mv_q4_0_b4", "mv_q4_0_b8"};
-    static const char *const k_q41[8] = {"mv_q4_1_m1", "mv_q4_1_m2", "mv_q4_1_m4", "mv_q4_1_m8",
-                                            "mv_q4_1_b1", "mv_q4_1_b2", "mv_q4_1_b4", "mv_q4_1_b8"};
-    static const char *const k_q80[8] = {"mv_q8_0_m1", "mv_q8_0_m2", "mv_q8_0_m4", "mv_q8_0_m8",
-                                            "mv_q8_0_b1", "mv_q8_0_b2", "mv_q8_0_b4", "mv_q8_0_b8"};
-    static const char *const k_q4k[8] = {"mv_q4_k_m1", "mv_q4_k_m2", "mv_q4_k_m4", "mv_q4_k_m8",
-                                            "mv_q4_k_b1", "mv_q4_k_b2", "mv_q4_k_b4", "mv_q4_k_b8"};
-    static const char *const k_q6k[8] = {"mv_q6_k_m1", "mv_q6_k_m2", "mv_q6_k_m4", "mv_q6_k_m8",
-                                            "mv_q6_k_b1", "mv_q6_k_b2", "mv_q6_k_b4", "mv_q6_k_b8"};
+    static const char *const k_mlx4[8] = MV_NAMES("mv_mlx4");
+    static const char *const k_mlx8[8] = MV_NAMES("mv_mlx8");
+    static const char *const k_f32[8] = MV_NAMES("mv_f32");
+    static const char *const k_f16[8] = MV_NAMES("mv_f16");
+    static const char *const k_bf16[8] = MV_NAMES("mv_bf16");
+    static const char *const k_q40[8] = MV_NAMES("mv_q4_0");
+    static const char *const k_q41[8] = MV_NAMES("mv_q4_1");
+    static const char *const k_q80[8] = MV_NAMES("mv_q8_0");
+    static const char *const k_q4k[8] = MV_NAMES("mv_q4_k");
+    static const char *const k_q6k[8] = MV_NAMES("mv_q6_k");
     const mlxn_weight_desc *d = &w->desc;
     switch (d->format) {
     case MLXN_WEIGHT_DENSE:
@@ -138,10 +132,8 @@ static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
  * keeps the name pointers): ids and rows per block. */
 static const char k_mvx_ids[] = "dlruvwxy";
 static const int k_mvx_rows[] = {8, 16, 8, 8, 8, 16, 4, 16};
-static const char *const k_mvx_names[3][8] = {
-    {"mvx_mlx4_d", "mvx_mlx4_l", "mvx_mlx4_r", "mvx_mlx4_u", "mvx_mlx4_v", "mvx_mlx4_w", "mvx_mlx4_x", "mvx_mlx4_y"},
-    {"mvx_q4_0_d", "mvx_q4_0_l", "mvx_q4_0_r", "mvx_q4_0_u", "mvx_q4_0_v", "mvx_q4_0_w", "mvx_q4_0_x", "mvx_q4_0_y"},
-    {"mvx_q4_1_d", "mvx_q4_1_l", "mvx_q4_1_r", "mvx_q4_1_u", "mvx_q4_1_v", "mvx_q4_1_w", "mvx_q4_1_x", "mvx_q4_1_y"}};
+#define MVX_NAMES(P) {P "_d", P "_l", P "_r", P "_u", P "_v", P "_w", P "_x", P "_y"}
+static const char *const k_mvx_names[3][8] = {MVX_NAMES("mvx_mlx4"), MVX_NAMES("mvx_q4_0"), MVX_NAMES("mvx_q4_1")};
 
 /* Kernel name and rows per block of the variant env MLXN_CUDA_MV_VARIANT
  * names, for M = 1 MLX 4-bit, Q4_0 and Q4_1; 0 when unset or not covered. */
@@ -164,11 +156,9 @@ static int mv_variant(const mlxn_weight_desc *d, const char **name) {
  * per block 16·RT, 32·NW threads. Env MLXN_CUDA_MVT=<index> picks a shape
  * (bench sweep), MLXN_CUDA_MVT=off disables them. */
 static const struct { int rt, nw, unr; } k_mvt[] = {{1, 4, 2}, {2, 4, 2}, {1, 8, 2}, {2, 8, 2}, {1, 4, 4}, {2, 8, 1}};
-static const char *const k_mvt_names[4][6] = {
-    {"mvt_mlx4_1_4_2", "mvt_mlx4_2_4_2", "mvt_mlx4_1_8_2", "mvt_mlx4_2_8_2", "mvt_mlx4_1_4_4", "mvt_mlx4_2_8_1"},
-    {"mvt_q4_0_1_4_2", "mvt_q4_0_2_4_2", "mvt_q4_0_1_8_2", "mvt_q4_0_2_8_2", "mvt_q4_0_1_4_4", "mvt_q4_0_2_8_1"},
-    {"mvt_q4_1_1_4_2", "mvt_q4_1_2_4_2", "mvt_q4_1_1_8_2", "mvt_q4_1_2_8_2", "mvt_q4_1_1_4_4", "mvt_q4_1_2_8_1"},
-    {"mvt_q8_0_1_4_2", "mvt_q8_0_2_4_2", "mvt_q8_0_1_8_2", "mvt_q8_0_2_8_2", "mvt_q8_0_1_4_4", "mvt_q8_0_2_8_1"}};
+#define MVT_NAMES(P) {P "_1_4_2", P "_2_4_2", P "_1_8_2", P "_2_8_2", P "_1_4_4", P "_2_8_1"}
+static const char *const k_mvt_names[4][6] = {MVT_NAMES("mvt_mlx4"), MVT_NAMES("mvt_q4_0"), MVT_NAMES("mvt_q4_1"),
+                                              MVT_NAMES("mvt_q8_0")};
 /* Default shape (2, 8, 1) and M range from the H100 sweep in BENCHMARKS.md:
  * at M = 8 the tensor-core kernels beat the SIMT ones 3.5x (MLX 4-bit) and
  * the bf16 GEMM path 4x (Q4_0/Q4_1); at M = 1 the SIMT b1 kernels win. */
