@@ -204,7 +204,7 @@ static void bench_matmul(const wkind *k, int64_t M) { bench_matmul_nk(k, M, 4096
 /* MLXN_BENCH_ONLY=mvsweep: the M=1 kernel variants (env MLXN_CUDA_MV_VARIANT)
  * for MLX 4-bit, Q4_0 and Q4_1, at the anchor shape and at [14336, 4096]. */
 static void bench_mv_sweep(const wkind *kinds) {
-    static const char *const vs[] = {"", "d", "l", "r", "u", "v", "w", "x", "y"};
+    static const char *const vs[] = {"", "d", "l", "r", "y"};
     const int fmts[3] = {0, 2, 3}; /* indices of mlx4, Q4_0, Q4_1 in kinds[] */
     for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++) {
         setenv("MLXN_CUDA_MV_VARIANT", vs[v], 1);

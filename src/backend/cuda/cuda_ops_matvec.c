@@ -27,6 +27,15 @@ typedef struct {
 
 mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done);
 
+/* The kernels' view of a weight (struct WP), data at device address `data`. */
+static wparams_mv wparams_of(const mlxn_weight *w, CUdeviceptr data) {
+    const mlxn_weight_desc *d = &w->desc;
+    wparams_mv p = {data, mlxn_cuda_addr(d->scales), mlxn_cuda_addr(d->biases), w->row_bytes, d->cols, (int)d->format,
+                    d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size, (int)d->gguf_type,
+                    (int)d->data->dtype};
+    return p;
+}
+
 /* Two kernel shapes (matvec.cu): "m" kernels give each warp 2 weight rows
  * (8 rows per 128-thread block); "b" kernels give the whole block 4 rows (8
  * for one row of x in the formats of mv_wide8) and split K across its 128
@@ -130,10 +139,10 @@ static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
 
 /* M=1 tuning variants (matvec_tune.cu "mvx_*", string literals: the registry
  * keeps the name pointers): ids and rows per block. */
-static const char k_mvx_ids[] = "dlruvwxy";
-static const int k_mvx_rows[] = {8, 16, 8, 8, 8, 16, 4, 16};
-#define MVX_NAMES(P) {P "_d", P "_l", P "_r", P "_u", P "_v", P "_w", P "_x", P "_y"}
-static const char *const k_mvx_names[3][8] = {MVX_NAMES("mvx_mlx4"), MVX_NAMES("mvx_q4_0"), MVX_NAMES("mvx_q4_1")};
+static const char k_mvx_ids[] = "dlry";
+static const int k_mvx_rows[] = {8, 16, 8, 16};
+#define MVX_NAMES(P) {P "_d", P "_l", P "_r", P "_y"}
+static const char *const k_mvx_names[3][4] = {MVX_NAMES("mvx_mlx4"), MVX_NAMES("mvx_q4_0"), MVX_NAMES("mvx_q4_1")};
 
 /* Kernel name and rows per block of the variant env MLXN_CUDA_MV_VARIANT
  * names, for M = 1 MLX 4-bit, Q4_0 and Q4_1; 0 when unset or not covered. */
@@ -197,9 +206,7 @@ static mlxn_status mvt_try(mlxn_session *s, const mlxn_weight *w, CUdeviceptr da
     int64_t rows = 16 * k_mvt[vi].rt;
     int64_t gx = (N + rows - 1) / rows, gy = (M + 7) / 8;
     if (gx > 0x7fffffff) return MLXN_OK;
-    wparams_mv p = {data, mlxn_cuda_addr(d->scales), mlxn_cuda_addr(d->biases), w->row_bytes, K, (int)d->format,
-                    d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size, (int)d->gguf_type,
-                    (int)d->data->dtype};
+    wparams_mv p = wparams_of(w, data);
     int Mi = (int)M;
     long long Nl = N;
     void *args[] = {&p, &x, &y, &Mi, &Nl};
@@ -246,9 +253,7 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     }
     int64_t gx = (N + rows_per_block - 1) / rows_per_block;
     if (gy > 65535 || gx > 0x7fffffff) return MLXN_OK;
-    wparams_mv p = {data, mlxn_cuda_addr(d->scales), mlxn_cuda_addr(d->biases), w->row_bytes, K, (int)d->format,
-                    d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size, (int)d->gguf_type,
-                    (int)d->data->dtype};
+    wparams_mv p = wparams_of(w, data);
     int Mi = (int)M;
     long long Nl = N;
     void *args[] = {&p, &x, &y, &Mi, &Nl};

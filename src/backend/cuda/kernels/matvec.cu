@@ -88,7 +88,7 @@ __device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
 // SC16 = 1: scales and biases are f16 or bf16 (the launcher checks).
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
-template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int PIPE = 0>
+template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0>
 __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int VALS = 128 / BITS; // values per 16-byte chunk
     const int lane = threadIdx.x % NT; // this thread's place in its row group
@@ -106,34 +106,11 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
 
-    const int UNR = PIPE ? 1 : UNR_ ? UNR_ : RW >= 8 ? 2 : 4; // chunks per lane whose loads are issued together
-    // PIPE: software pipelining, one chunk per step: the next chunk's loads
-    // are issued before this chunk's arithmetic, so they overlap with it
-    uint4 qn[RW];
-    float sn[RW], bn[RW];
-    auto load_next = [&](i64 c) {
-        const i64 gg = c * VALS / w.group;
-#pragma unroll
-        for (int r = 0; r < RW; r++) {
-            qn[r] = ldg_stream(w.data + rows[r] * w.row_bytes + c * 16);
-            sn[r] = SC16 ? ld_sc16(w.scales, w.sdt, rows[r] * gpr + gg) : ldf(w.scales, w.sdt, rows[r] * gpr + gg);
-            bn[r] = SC16 ? ld_sc16(w.biases, w.sdt, rows[r] * gpr + gg) : ldf(w.biases, w.sdt, rows[r] * gpr + gg);
-        }
-    };
-    if (PIPE && lane < nchunks) load_next(lane);
+    const int UNR = UNR_ ? UNR_ : RW >= 8 ? 2 : 4; // chunks per lane whose loads are issued together
 #pragma unroll 1
     for (i64 c0 = lane; c0 < nchunks; c0 += NT * UNR) {
         uint4 qb[UNR][RW];
         float scb[UNR][RW], bib[UNR][RW];
-        if (PIPE) {
-#pragma unroll
-            for (int r = 0; r < RW; r++) {
-                qb[0][r] = qn[r];
-                scb[0][r] = sn[r];
-                bib[0][r] = bn[r];
-            }
-            if (c0 + NT < nchunks) load_next(c0 + NT);
-        } else
 #pragma unroll
         for (int u = 0; u < UNR; u++)
 #pragma unroll
@@ -142,7 +119,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
                 bib[u][r] = 0.0f;
                 if (c0 + NT * u < nchunks) qb[u][r] = ldg_stream(w.data + rows[r] * w.row_bytes + (c0 + NT * u) * 16);
             }
-        if (MV_MLX_PREFETCH_SC && !PIPE) {
+        if (MV_MLX_PREFETCH_SC) {
 #pragma unroll
             for (int u = 0; u < UNR; u++)
 #pragma unroll
@@ -167,7 +144,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
         float sc[RW], bi[RW];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
-            if (MV_MLX_PREFETCH_SC || PIPE) {
+            if (MV_MLX_PREFETCH_SC) {
                 sc[r] = scb[u][r];
                 bi[r] = bib[u][r];
             } else {
@@ -300,7 +277,7 @@ __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
     return (u32)__ldg(h) | ((u32)__ldg(h + 1) << 16);
 }
 
-template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int PIPE = 0>
+template <int TYPE, int MT, int RW, int NT, int UNR_ = 0>
 __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
     const int QO = TYPE == GG_Q4_1 ? 4 : 2; // byte offset of the quants in a block
@@ -318,44 +295,11 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     i64 rows[RW];
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
-    const int UNR = PIPE ? 1 : UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
-    // PIPE: one block per step, the next block's loads issued before this
-    // block's arithmetic (see mv_mlx_body)
-    u16 dn[RW], mn[RW];
-    u32 qn[RW][NW];
-    auto load_next = [&](i64 b) {
-#pragma unroll
-        for (int r = 0; r < RW; r++) {
-            const u8 *bp = w.data + rows[r] * w.row_bytes + b * BS;
-            if (TYPE == GG_Q4_1) {
-                const u32 dm = __ldg((const u32 *)bp);
-                dn[r] = (u16)(dm & 0xffffu);
-                mn[r] = (u16)(dm >> 16);
-#pragma unroll
-                for (int i = 0; i < NW; i++) qn[r][i] = __ldg((const u32 *)(bp + QO + 4 * i));
-            } else {
-                dn[r] = __ldg((const u16 *)bp);
-                mn[r] = (u16)0;
-#pragma unroll
-                for (int i = 0; i < NW; i++) qn[r][i] = ld_u32_2a(bp + QO + 4 * i);
-            }
-        }
-    };
-    if (PIPE && lane < nblk) load_next(lane);
+    const int UNR = UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
 #pragma unroll 1
     for (i64 b0 = lane; b0 < nblk; b0 += NT * UNR) {
         u16 db[UNR][RW], mb[UNR][RW];
         u32 qwb[UNR][RW][NW];
-        if (PIPE) {
-#pragma unroll
-            for (int r = 0; r < RW; r++) {
-                db[0][r] = dn[r];
-                mb[0][r] = mn[r];
-#pragma unroll
-                for (int i = 0; i < NW; i++) qwb[0][r][i] = qn[r][i];
-            }
-            if (b0 + NT < nblk) load_next(b0 + NT);
-        } else
 #pragma unroll
         for (int u = 0; u < UNR; u++)
 #pragma unroll
