@@ -507,6 +507,11 @@ __device__ void dec_body(const DecArgs &a) {
     if (c0 < vlo) c0 = vlo;
     if (c1 > vhi) c1 = vhi;
     const i64 r0 = a.ring ? lo % a.C : 0;
+    // splits past the newest position hold no keys (grid sizes follow C, not
+    // the length): they only count themselves in, and the combine reads the
+    // nact active splits
+    const int nact = hi >= lo ? (int)min((i64)a.nsplit, (hi - lo) / a.chunk + 1) : 1;
+    if (split < nact) {
 
     const bool sc = a.softcap > 0.0f;
     const float qs = sc ? a.scale : a.scale * DEC_LOG2E;
@@ -656,8 +661,9 @@ __device__ void dec_body(const DecArgs &a) {
         a.part_ml[(pbase + (i64)g * a.nsplit) * 2] = s_M[g];
         a.part_ml[(pbase + (i64)g * a.nsplit) * 2 + 1] = s_L[g];
     }
+    } // split < nact
 
-    // the last block for this (t, kvh, hg) combines all splits
+    // the last block for this (t, kvh, hg) combines the active splits
     __threadfence();
     __syncthreads();
     unsigned *ctr = a.counters + ((i64)t * a.Hkv + kvh) * hgroups + hg;
@@ -669,11 +675,11 @@ __device__ void dec_body(const DecArgs &a) {
     for (int g = 0; g < G; g++) {
         const i64 b = ((i64)t * a.Hq + h0 + g) * a.nsplit;
         float ml = NEG_INF;
-        for (int sp = threadIdx.x; sp < a.nsplit; sp += blockDim.x) ml = fmaxf(ml, __ldcg(&a.part_ml[(b + sp) * 2]));
+        for (int sp = threadIdx.x; sp < nact; sp += blockDim.x) ml = fmaxf(ml, __ldcg(&a.part_ml[(b + sp) * 2]));
         const float M = block_max(ml, s_red);
         const float Mr = M == NEG_INF ? 0.0f : M;
         float dl = 0.0f;
-        for (int sp = threadIdx.x; sp < a.nsplit; sp += blockDim.x) {
+        for (int sp = threadIdx.x; sp < nact; sp += blockDim.x) {
             const float w = exp2f(__ldcg(&a.part_ml[(b + sp) * 2]) - Mr);
             s_w[g][sp] = w;
             dl += w * __ldcg(&a.part_ml[(b + sp) * 2 + 1]);
@@ -690,7 +696,7 @@ __device__ void dec_body(const DecArgs &a) {
             const float4 *pp = (const float4 *)(a.part + b * a.D + d);
             float4 num = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
             int sp = 0;
-            for (; sp + 8 <= a.nsplit; sp += 8) {
+            for (; sp + 8 <= nact; sp += 8) {
                 float4 v[8];
 #pragma unroll
                 for (int u = 0; u < 8; u++) v[u] = __ldcg(pp + (i64)(sp + u) * D4);
@@ -700,7 +706,7 @@ __device__ void dec_body(const DecArgs &a) {
                     num.x += w * v[u].x; num.y += w * v[u].y; num.z += w * v[u].z; num.w += w * v[u].w;
                 }
             }
-            for (; sp < a.nsplit; sp++) {
+            for (; sp < nact; sp++) {
                 const float4 v = __ldcg(pp + (i64)sp * D4);
                 const float w = s_w[g][sp];
                 num.x += w * v.x; num.y += w * v.y; num.z += w * v.z; num.w += w * v.w;
@@ -716,14 +722,14 @@ __device__ void dec_body(const DecArgs &a) {
             const i64 b = ((i64)t * a.Hq + h0 + g) * a.nsplit;
             float num = 0.0f;
             int sp = 0;
-            for (; sp + 8 <= a.nsplit; sp += 8) {
+            for (; sp + 8 <= nact; sp += 8) {
                 float v[8];
 #pragma unroll
                 for (int u = 0; u < 8; u++) v[u] = __ldcg(&a.part[(b + sp + u) * a.D + d]);
 #pragma unroll
                 for (int u = 0; u < 8; u++) num += s_w[g][sp + u] * v[u];
             }
-            for (; sp < a.nsplit; sp++) num += s_w[g][sp] * __ldcg(&a.part[(b + sp) * a.D + d]);
+            for (; sp < nact; sp++) num += s_w[g][sp] * __ldcg(&a.part[(b + sp) * a.D + d]);
             const float den = s_L[g];
             a.out[((i64)t * a.Hq + h0 + g) * a.D + d] = den > 0.0f ? num / den : 0.0f;
         }

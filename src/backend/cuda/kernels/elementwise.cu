@@ -149,6 +149,7 @@ extern "C" __global__ void rope_kernel(int dt, const void *x, const int *pos, vo
             d0 = k;
             d1 = k + half;
         }
+#pragma unroll 8
         for (int h = h0; h < h1; h++) {
             i64 base = ((i64)t * H + h) * D;
             double x0 = ldf(x, dt, base + d0), x1 = ldf(x, dt, base + d1);
