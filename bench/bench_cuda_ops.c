@@ -392,12 +392,12 @@ int main(int argc, char **argv) {
     const int64_t Ms[3] = {1, 8, 512};
     for (int mi = 0; mi < 3; mi++)
         for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
-            if (only && !strstr("matmul", only)) continue;
+            if (only && !strstr(only, "matmul")) continue;
             /* M=512: the targets only (MLX 4-bit, Q4_0, Q4_K, bf16) */
             if (Ms[mi] == 512 && i != 0 && i != 2 && i != 5 && i != 8) continue;
             bench_matmul(&kinds[i], Ms[mi]);
         }
-    if (!only || strstr("attention", only)) {
+    if (!only || strstr(only, "attention")) {
         bench_attention(32, 8, 16384, 38.41);
         bench_attention(32, 8, 8192, 23.01);
         bench_attention(32, 8, 4096, 14.11);

@@ -490,7 +490,8 @@ static void test_matmul_large_m(void) {
     for (int i = 0; i < ns; i++) {
         const int64_t M = mi ? 128 : 8;
         const wspec *sp = &specs[i];
-        int fast = (sp->fmt == MLXN_WEIGHT_MLX_AFFINE && (sp->bits == 4 || sp->bits == 8) && sp->group == 64) ||
+        int fast = (sp->fmt == MLXN_WEIGHT_DENSE && sp->dt != MLXN_F32) ||
+                   (sp->fmt == MLXN_WEIGHT_MLX_AFFINE && (sp->bits == 4 || sp->bits == 8) && sp->group == 64) ||
                    (sp->fmt == MLXN_WEIGHT_GGUF && sp->gt != MLXN_GGUF_Q5_0 && sp->gt != MLXN_GGUF_Q5_1 &&
                     sp->gt != MLXN_GGUF_Q5_K);
         if (!fast) continue;

@@ -4,8 +4,10 @@
  * tensor cores with f32 accumulation and f32 output. Used for M >= 8 and the
  * formats whose accuracy contract allows bf16 operands (MLX affine 4/8-bit,
  * GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q6_K: NMSE <= 1e-4, the same contract as the
- * CPU's int8 activation path); dense and the other quantized formats keep
- * the exact f32 kernels. cuBLAS is column-major: y^T [N, M] = W [K, N]^T x^T,
+ * CPU's int8 activation path; dense bf16, read in place, and dense f16,
+ * rounded to bf16); dense f32 and the other quantized formats keep the exact
+ * f32 kernels. MLX 4/8-bit and Q4_0/Q4_1/Q8_0 dequantize 8 values per thread
+ * with 16-byte stores (dequant_bf16_kernel). cuBLAS is column-major: y^T [N, M] = W [K, N]^T x^T,
  * i.e. A = W (K x N, ld K, transposed), B = x^T (K x M, ld K). */
 #define _GNU_SOURCE
 #include "backend/cuda/cuda_internal.h"
@@ -197,6 +199,23 @@ static int gemm_format_ok(const mlxn_weight_desc *d) {
     if (d->format == MLXN_WEIGHT_GGUF)
         return d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1 || d->gguf_type == MLXN_GGUF_Q8_0 ||
                d->gguf_type == MLXN_GGUF_Q4_K || d->gguf_type == MLXN_GGUF_Q6_K;
+    if (d->format == MLXN_WEIGHT_DENSE) return d->data->dtype == MLXN_BF16 || d->data->dtype == MLXN_F16;
+    return 0;
+}
+
+/* dequant_bf16_kernel's preconditions (quant.cu): its formats, whole 32-value
+ * runs, and rows aligned for its word loads. */
+static int vector_dequant_ok(const mlxn_weight_desc *d, int64_t row_bytes, int64_t K) {
+    uintptr_t base = (uintptr_t)mlxn_cuda_addr(d->data);
+    if (K % 32) return 0;
+    if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
+        unsigned al = d->bits == 8 ? 8 : 4;
+        return (d->bits == 4 || d->bits == 8) && d->group_size > 0 && K % d->group_size == 0 &&
+               base % al == 0 && row_bytes % al == 0;
+    }
+    if (d->format == MLXN_WEIGHT_GGUF)
+        return (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1 || d->gguf_type == MLXN_GGUF_Q8_0) &&
+               base % 2 == 0;
     return 0;
 }
 
@@ -209,8 +228,10 @@ mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done) {
     mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
     lt_plan *p = get_plan(cd, M, N, K);
     if (!p) return MLXN_OK;
-    /* scratch: [W bf16 N*K][x bf16 M*K][workspace] */
-    size_t wbytes = (size_t)(N * K) * 2, xbytes = (size_t)(M * K) * 2;
+    /* scratch: [W bf16 N*K (not for dense bf16: used in place)][x bf16 M*K][workspace] */
+    const int w_in_place = d->format == MLXN_WEIGHT_DENSE && d->data->dtype == MLXN_BF16 &&
+                           mlxn_cuda_addr(d->data) % 16 == 0;
+    size_t wbytes = w_in_place ? 0 : (size_t)(N * K) * 2, xbytes = (size_t)(M * K) * 2;
     size_t wpad = (wbytes + 255) & ~(size_t)255, xpad = (xbytes + 255) & ~(size_t)255;
     CUdeviceptr scr;
     MLXN_TRY(mlxn_cuda_scratch(s, wpad + xpad + p->ws + 256, &scr));
@@ -219,18 +240,32 @@ mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done) {
     wparams_g wp = {mlxn_cuda_addr(d->data), mlxn_cuda_addr(d->scales), mlxn_cuda_addr(d->biases), w->row_bytes, K,
                     (int)d->format, d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size,
                     (int)d->gguf_type, (int)d->data->dtype};
-    CUdeviceptr ids = 0, err = 0;
-    int nrows = (int)N, ydt = MLXN_BF16;
-    long long Nl = N;
-    void *dargs[] = {&wp, &ids, &nrows, &Nl, &wb, &ydt, &err};
     unsigned g = (unsigned)(cd->sm_count * 16);
-    MLXN_TRY(mlxn_cuda_launch(s, "quant.cu", "dequant_rows_kernel", g, 1, 1, 256, 0, dargs));
+    if (w_in_place) {
+        wb = mlxn_cuda_addr(d->data);
+    } else if (vector_dequant_ok(d, w->row_bytes, K)) {
+        long long Nl = N;
+        void *vargs[] = {&wp, &Nl, &wb};
+        MLXN_TRY(mlxn_cuda_launch(s, "quant.cu", "dequant_bf16_kernel", g, 1, 1, 256, 0, vargs));
+    } else {
+        CUdeviceptr ids = 0, err = 0;
+        int nrows = (int)N, ydt = MLXN_BF16;
+        long long Nl = N;
+        void *dargs[] = {&wp, &ids, &nrows, &Nl, &wb, &ydt, &err};
+        MLXN_TRY(mlxn_cuda_launch(s, "quant.cu", "dequant_rows_kernel", g, 1, 1, 256, 0, dargs));
+    }
     /* x f32 -> bf16 */
-    int sdt = MLXN_F32, ddt = MLXN_BF16;
     CUdeviceptr x = mlxn_cuda_addr(op->in[0]);
     long long nx = M * K;
-    void *cargs[] = {&sdt, &ddt, &x, &xb, &nx};
-    MLXN_TRY(mlxn_cuda_launch(s, "elementwise.cu", "cast_kernel", g, 1, 1, 256, 0, cargs));
+    if ((x & 15) == 0 && nx % 4 == 0) {
+        long long n4 = nx / 4;
+        void *cargs[] = {&x, &xb, &n4};
+        MLXN_TRY(mlxn_cuda_launch(s, "quant.cu", "cast_f32_bf16_kernel", g, 1, 1, 256, 0, cargs));
+    } else {
+        int sdt = MLXN_F32, ddt = MLXN_BF16;
+        void *cargs[] = {&sdt, &ddt, &x, &xb, &nx};
+        MLXN_TRY(mlxn_cuda_launch(s, "elementwise.cu", "cast_kernel", g, 1, 1, 256, 0, cargs));
+    }
     float alpha = 1.0f, beta = 0.0f;
     CUdeviceptr y = mlxn_cuda_addr(op->out[0]);
     cublasStatus_t r = g_lt.matmul((cublasLtHandle_t)cd->lt_handle, p->desc, &alpha, (const void *)(uintptr_t)wb, p->a,
