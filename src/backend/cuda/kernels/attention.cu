@@ -472,7 +472,7 @@ __device__ void dec_body(const DecArgs &a) {
     __shared__ __align__(16) float s_q[G][DMAX];   // q * scale (* log2e)
     __shared__ __align__(16) float s_acc[G][DMAX]; // block partial accumulator
     __shared__ float s_m[NGRP][G], s_l[NGRP][G];
-    __shared__ float s_M[G], s_L[G], s_red[32];
+    __shared__ float s_M[G], s_L[G];
     __shared__ float s_w[G][DEC_MAXSPLIT];
     __shared__ int s_last;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -651,6 +651,14 @@ __device__ void dec_body(const DecArgs &a) {
         }
     }
     __syncthreads();
+    if (nact == 1) { // the only split with keys: finish here, no partials
+        for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
+            const int g = i / a.D, d = i % a.D;
+            const float den = s_L[g];
+            a.out[((i64)t * a.Hq + h0 + g) * a.D + d] = den > 0.0f ? s_acc[g][d] / den : 0.0f;
+        }
+        return;
+    }
     const i64 pbase = ((i64)t * a.Hq + h0) * a.nsplit + split; // + g * nsplit
     for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
         const int g = i / a.D, d = i % a.D;
@@ -662,6 +670,7 @@ __device__ void dec_body(const DecArgs &a) {
         a.part_ml[(pbase + (i64)g * a.nsplit) * 2 + 1] = s_L[g];
     }
     } // split < nact
+    if (nact == 1) return; // every block computes the same nact: no counting
 
     // the last block for this (t, kvh, hg) combines the active splits
     __threadfence();
@@ -671,21 +680,22 @@ __device__ void dec_body(const DecArgs &a) {
     __syncthreads();
     if (!s_last) return;
     __threadfence();
-    // split weights w_s = exp2(m_s - M) into s_w[g][s], denominators into s_L
-    for (int g = 0; g < G; g++) {
+    // split weights w_s = exp2(m_s - M) into s_w[g][s], denominators into
+    // s_L: a warp per query head (the heads' load chains overlap)
+    for (int g = warp; g < G; g += DEC_NW) {
         const i64 b = ((i64)t * a.Hq + h0 + g) * a.nsplit;
         float ml = NEG_INF;
-        for (int sp = threadIdx.x; sp < nact; sp += blockDim.x) ml = fmaxf(ml, __ldcg(&a.part_ml[(b + sp) * 2]));
-        const float M = block_max(ml, s_red);
+        for (int sp = lane; sp < nact; sp += 32) ml = fmaxf(ml, __ldcg(&a.part_ml[(b + sp) * 2]));
+        const float M = warp_max(ml);
         const float Mr = M == NEG_INF ? 0.0f : M;
         float dl = 0.0f;
-        for (int sp = threadIdx.x; sp < nact; sp += blockDim.x) {
+        for (int sp = lane; sp < nact; sp += 32) {
             const float w = exp2f(__ldcg(&a.part_ml[(b + sp) * 2]) - Mr);
             s_w[g][sp] = w;
             dl += w * __ldcg(&a.part_ml[(b + sp) * 2 + 1]);
         }
-        const float den = block_sum(dl, s_red);
-        if (threadIdx.x == 0) s_L[g] = den;
+        const float den = warp_sum(dl);
+        if (lane == 0) s_L[g] = den;
     }
     __syncthreads();
     if (a.D % 4 == 0) {
