@@ -356,6 +356,16 @@ MLXN_API mlxn_status mlxn_attention(mlxn_session *s, const mlxn_buffer *q, const
  * or positions[t] % C (ring=1). */
 MLXN_API mlxn_status mlxn_kv_append(mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions,
                                     int ring, mlxn_buffer *cache);
+/* The attention prologue of one step as one op: rotates q [T, Hq, D] and
+ * k [T, Hkv, D] in place (as mlxn_rope with p), then appends k and
+ * v [T, Hkv, D] to k_cache and v_cache [Hkv, C, D] (as mlxn_kv_append with
+ * ring). q and k share a dtype (f32, f16 or bf16); q, k and v may be views of
+ * one buffer (a fused q|k|v projection). Same results as those four calls,
+ * which is what backends without a fused kernel run; CUDA does it in one
+ * launch for T <= 8. */
+MLXN_API mlxn_status mlxn_rope_kv_append(mlxn_session *s, mlxn_buffer *q, mlxn_buffer *k, const mlxn_buffer *v,
+                                         const mlxn_buffer *positions, const mlxn_rope_params *p, int ring,
+                                         mlxn_buffer *k_cache, mlxn_buffer *v_cache);
 
 /* ---------------------------------------------------------------- ops: vision */
 

@@ -277,6 +277,32 @@ static void test_kv_append_errors(void) {
     check_session_usable();
 }
 
+static void test_rope_kv_append_errors(void) {
+    mlxn_buffer *q = B3(MLXN_F32, 3, 4, 64), *k = B3(MLXN_F32, 3, 2, 64), *v = B3(MLXN_F32, 3, 2, 64),
+                *kc = B3(MLXN_F16, 2, 16, 64), *vc = B3(MLXN_F16, 2, 16, 64), *pos = B1(MLXN_I32, 3);
+    mlxn_rope_params p = {.mode = MLXN_ROPE_HALF_SPLIT, .theta = 10000.0f};
+    CHECK_OK(mlxn_rope_kv_append(S, q, k, v, pos, &p, 0, kc, vc));
+    CHECK_ERR(mlxn_rope_kv_append(NULL, q, k, v, pos, &p, 0, kc, vc), MLXN_ERR_INVALID_ARG,
+              "rope_kv_append: session is NULL");
+    CHECK_ERR(mlxn_rope_kv_append(S, q, k, NULL, pos, &p, 0, kc, vc), MLXN_ERR_INVALID_ARG,
+              "rope_kv_append: src is NULL");
+    CHECK_ERR(mlxn_rope_kv_append(S, q, k, v, pos, NULL, 0, kc, vc), MLXN_ERR_INVALID_ARG,
+              "rope_kv_append: params is NULL");
+    CHECK_ERR(mlxn_rope_kv_append(S, q, B3(MLXN_F32, 2, 2, 64), v, pos, &p, 0, kc, vc), MLXN_ERR_SHAPE,
+              "rope_kv_append: positions has 3 elements (shape [3]), expected 2");
+    CHECK_ERR(mlxn_rope_kv_append(S, q, B3(MLXN_F16, 3, 2, 64), v, pos, &p, 0, kc, vc), MLXN_ERR_DTYPE,
+              "rope_kv_append: k dtype f16 differs from q dtype f32");
+    CHECK_ERR(mlxn_rope_kv_append(S, B3(MLXN_F32, 3, 4, 32), k, v, pos, &p, 0, kc, vc), MLXN_ERR_SHAPE,
+              "rope_kv_append: q head dim 32 differs from k head dim 64");
+    CHECK_ERR(mlxn_rope_kv_append(S, q, k, v, pos, &p, 0, kc, B3(MLXN_F16, 2, 16, 32)), MLXN_ERR_SHAPE,
+              "rope_kv_append: src shape [3, 2, 64] [T, Hkv, D] does not fit cache shape [2, 16, 32]");
+    CHECK_ERR(mlxn_rope_kv_append(S, q, k, v, pos, &p, 3, kc, vc), MLXN_ERR_INVALID_ARG,
+              "rope_kv_append: ring must be 0 or 1, got 3");
+    CHECK_ERR(mlxn_rope_kv_append(S, q, k, v, pos, &p, 0, kc, kc), MLXN_ERR_INVALID_ARG,
+              "rope_kv_append: v_cache");
+    check_session_usable();
+}
+
 static void test_im2col_errors(void) {
     mlxn_buffer *img = B3(MLXN_F32, 3, 32, 48), *out = B2(MLXN_F32, 24, 192);
     CHECK_OK(mlxn_im2col_2d_3ch(S, img, 8, out));
@@ -428,6 +454,7 @@ int main(void) {
     T_RUN(test_softmax_errors);
     T_RUN(test_attention_errors);
     T_RUN(test_kv_append_errors);
+    T_RUN(test_rope_kv_append_errors);
     T_RUN(test_im2col_errors);
     T_RUN(test_weight_op_errors);
     T_RUN(test_every_op_mistakes);

@@ -140,6 +140,7 @@ typedef enum mlxn_op_kind {
     MLXN_OP_ATTENTION,
     MLXN_OP_KV_APPEND,
     MLXN_OP_IM2COL_2D_3CH,
+    MLXN_OP_ROPE_KV_APPEND,
     MLXN_OP_COUNT
 } mlxn_op_kind;
 
@@ -166,6 +167,9 @@ const char *mlxn_op_name(mlxn_op_kind k);
  *  ATTENTION:          in[0]=q, in[1]=k_cache, in[2]=v_cache, in[3]=positions|NULL, p.attn, out[0]=out
  *  KV_APPEND:          in[0]=src, in[1]=positions, i[0]=ring, out[0]=cache
  *  IM2COL_2D_3CH:      in[0]=image, i[0]=patch_size, out[0]=out
+ *  ROPE_KV_APPEND:     in[0]=q, in[1]=k (both rotated in place), in[2]=v, in[3]=positions, p.rope (rot_dims
+ *                      resolved), i[0]=ring, out[0]=k_cache, out[1]=v_cache. Optional: without a backend
+ *                      kernel the op layer runs rope, rope, kv_append, kv_append.
  * Validation guarantees the shapes/dtypes documented in mlxn.h. */
 typedef struct mlxn_op {
     mlxn_op_kind kind;

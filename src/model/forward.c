@@ -5,8 +5,8 @@
  *   per layer:  h = rms_norm(x (+ previous MLP output))  // fused residual add
  *               q, k, v = h·Wqᵀ, h·Wkᵀ, h·Wvᵀ (+ bias: qwen2)
  *               q, k = rms_norm per head (qwen3)         // on [T*H, D]
- *               q, k = rope(q, k, positions)
- *               cache[pos] = k, v ; a = attention(q, cache, positions)
+ *               q, k = rope(q, k, positions); cache[pos] = k, v   // one op
+ *               a = attention(q, cache, positions)
  *               x += a·Woᵀ ; h = rms_norm(x)             // one fused op
  *               x += (silu(h·Wgᵀ) * h·Wuᵀ)·Wdᵀ          // added by the next norm
  *   logits = rms_norm(x[last]) · lm_headᵀ                 // or every row
@@ -16,8 +16,8 @@
  * prefill size, so a decode step allocates nothing. Positions and ids are
  * read from device buffers, so one recorded decode step can be replayed with
  * new values (CUDA graphs). When the model was loaded with fusion, the
- * one-row step computes q|k|v and gate|up with one matmul each and rotates
- * q and k with one rope call (views into one buffer). */
+ * one-row step computes q|k|v and gate|up with one matmul each (views into
+ * one buffer). RoPE and the cache writes are one op (mlxn_rope_kv_append). */
 #include "model/model.h"
 
 #include <math.h>
@@ -46,7 +46,7 @@ typedef struct fwd_views {
 /* Views for the fused one-row decode step (NULL when the model has no fusion). */
 typedef struct fused_views {
     mlxn_buffer *qkv;      /* [1, Hq*D + 2*Hkv*D] */
-    mlxn_buffer *q3, *k3, *v3, *qk3; /* [1,Hq,D] [1,Hkv,D] [1,Hkv,D] [1,Hq+Hkv,D] */
+    mlxn_buffer *q3, *k3, *v3; /* [1,Hq,D] [1,Hkv,D] [1,Hkv,D] */
     mlxn_buffer *qh, *kh;  /* [Hq, D] [Hkv, D] */
     mlxn_buffer *gu;       /* [1, 2*ff] */
     mlxn_buffer *gate, *up;/* [1, ff] each */
@@ -66,7 +66,7 @@ struct mlxn_forward_state {
 };
 
 static void fused_release(fused_views *f) {
-    mlxn_buffer *b[] = { f->qkv, f->q3, f->k3, f->v3, f->qk3, f->qh, f->kh, f->gu, f->gate, f->up };
+    mlxn_buffer *b[] = { f->qkv, f->q3, f->k3, f->v3, f->qh, f->kh, f->gu, f->gate, f->up };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) mlxn_buffer_release(b[i]);
     memset(f, 0, sizeof *f);
 }
@@ -88,7 +88,6 @@ static mlxn_status fused_build(mlxn_forward_state *st, mlxn_device *dev, int has
         T(viewn(st->qkv_store, 0, 3, 1, st->hq, st->hd, &f->q3));
         T(viewn(st->qkv_store, st->qd, 3, 1, st->hkv, st->hd, &f->k3));
         T(viewn(st->qkv_store, st->qd + st->kvd, 3, 1, st->hkv, st->hd, &f->v3));
-        T(viewn(st->qkv_store, 0, 3, 1, st->hq + st->hkv, st->hd, &f->qk3));
         T(viewn(st->qkv_store, 0, 2, st->hq, st->hd, 0, &f->qh));
         T(viewn(st->qkv_store, st->qd, 2, st->hkv, st->hd, 0, &f->kh));
     }
@@ -275,9 +274,7 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
                 MLXN_TRY(mlxn_rms_norm(s, f->qh, L->q_norm, eps, f->qh));    // [Hq, D]
                 MLXN_TRY(mlxn_rms_norm(s, f->kh, L->k_norm, eps, f->kh));    // [Hkv, D]
             }
-            MLXN_TRY(mlxn_rope(s, f->qk3, v->pos, &c->rope, f->qk3));       // [1, Hq+Hkv, D]
-            MLXN_TRY(mlxn_kv_append(s, f->k3, v->pos, 0, kv->k[l]));
-            MLXN_TRY(mlxn_kv_append(s, f->v3, v->pos, 0, kv->v[l]));
+            MLXN_TRY(mlxn_rope_kv_append(s, f->q3, f->k3, f->v3, v->pos, &c->rope, 0, kv->k[l], kv->v[l]));
             MLXN_TRY(mlxn_attention(s, f->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [1, Hq, D]
         } else {
             MLXN_TRY(mlxn_matmul(s, v->h, L->wq, v->q2));                   // [n, Hq*D]
@@ -292,10 +289,7 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
                 MLXN_TRY(mlxn_rms_norm(s, v->qh, L->q_norm, eps, v->qh));    // [n*Hq, D]
                 MLXN_TRY(mlxn_rms_norm(s, v->kh, L->k_norm, eps, v->kh));    // [n*Hkv, D]
             }
-            MLXN_TRY(mlxn_rope(s, v->q3, v->pos, &c->rope, v->q3));
-            MLXN_TRY(mlxn_rope(s, v->k3, v->pos, &c->rope, v->k3));
-            MLXN_TRY(mlxn_kv_append(s, v->k3, v->pos, 0, kv->k[l]));
-            MLXN_TRY(mlxn_kv_append(s, v->v3, v->pos, 0, kv->v[l]));
+            MLXN_TRY(mlxn_rope_kv_append(s, v->q3, v->k3, v->v3, v->pos, &c->rope, 0, kv->k[l], kv->v[l]));
             MLXN_TRY(mlxn_attention(s, v->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [n, Hq, D]
         }
         MLXN_TRY(mlxn_matmul(s, v->a2, L->wo, v->o));                       // [n, d]

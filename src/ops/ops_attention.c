@@ -70,9 +70,8 @@ mlxn_status mlxn_attention(mlxn_session *s, const mlxn_buffer *q, const mlxn_buf
     return mlxn_dispatch(s, &o);
 }
 
-mlxn_status mlxn_kv_append(mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions, int ring,
-                           mlxn_buffer *cache) {
-    const char *op = "kv_append";
+mlxn_status mlxn_kv_append_check(const char *op, mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions,
+                                 int ring, const mlxn_buffer *cache) {
     MLXN_TRY(mlxn_opv_session(op, s));
     MLXN_TRY(mlxn_opv_buf(op, s, "src", src));
     MLXN_TRY(mlxn_opv_buf(op, s, "positions", positions));
@@ -85,14 +84,51 @@ mlxn_status mlxn_kv_append(mlxn_session *s, const mlxn_buffer *src, const mlxn_b
     int64_t T = src->shape[0], Hkv = src->shape[1], D = src->shape[2];
     if (cache->shape[0] != Hkv || cache->shape[2] != D) {
         char ss[MLXN_SHAPE_STR_CAP], sc[MLXN_SHAPE_STR_CAP];
-        return mlxn_set_error(MLXN_ERR_SHAPE, "kv_append: src shape %s [T, Hkv, D] does not fit cache shape %s [Hkv, C, D]",
+        return mlxn_set_error(MLXN_ERR_SHAPE, "%s: src shape %s [T, Hkv, D] does not fit cache shape %s [Hkv, C, D]", op,
                               mlxn_shape_str(ss, sizeof ss, src->ndim, src->shape),
                               mlxn_shape_str(sc, sizeof sc, cache->ndim, cache->shape));
     }
     MLXN_TRY(mlxn_opv_numel(op, "positions", positions, T, "one per row T of src [T, Hkv, D]"));
-    if (ring != 0 && ring != 1) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "kv_append: ring must be 0 or 1, got %d", ring);
+    if (ring != 0 && ring != 1) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "%s: ring must be 0 or 1, got %d", op, ring);
     MLXN_TRY(mlxn_opv_alias(op, "cache", cache, "src", src, 0));
     MLXN_TRY(mlxn_opv_alias(op, "cache", cache, "positions", positions, 0));
+    return MLXN_OK;
+}
+
+mlxn_status mlxn_kv_append(mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions, int ring,
+                           mlxn_buffer *cache) {
+    MLXN_TRY(mlxn_kv_append_check("kv_append", s, src, positions, ring, cache));
     mlxn_op o = {.kind = MLXN_OP_KV_APPEND, .in = {src, positions}, .out = {cache}, .i = {ring}};
+    return mlxn_dispatch(s, &o);
+}
+
+mlxn_status mlxn_rope_kv_append(mlxn_session *s, mlxn_buffer *q, mlxn_buffer *k, const mlxn_buffer *v,
+                                const mlxn_buffer *positions, const mlxn_rope_params *p, int ring, mlxn_buffer *k_cache,
+                                mlxn_buffer *v_cache) {
+    const char *op = "rope_kv_append";
+    int rot_q = 0, rot_k = 0;
+    /* each part as its own op would see it, then what ties them together */
+    MLXN_TRY(mlxn_rope_check(op, s, q, positions, p, q, &rot_q));
+    MLXN_TRY(mlxn_rope_check(op, s, k, positions, p, k, &rot_k));
+    MLXN_TRY(mlxn_kv_append_check(op, s, k, positions, ring, k_cache));
+    MLXN_TRY(mlxn_kv_append_check(op, s, v, positions, ring, v_cache));
+    MLXN_TRY(mlxn_opv_same_dtype(op, "q", q, "k", k));
+    if (q->shape[2] != k->shape[2])
+        return mlxn_set_error(MLXN_ERR_SHAPE, "%s: q head dim %lld differs from k head dim %lld", op,
+                              (long long)q->shape[2], (long long)k->shape[2]);
+    MLXN_TRY(mlxn_opv_alias(op, "k", k, "q", q, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "k_cache", k_cache, "q", q, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "v_cache", v_cache, "q", q, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "v_cache", v_cache, "k", k, 0));
+    MLXN_TRY(mlxn_opv_alias(op, "v_cache", v_cache, "k_cache", k_cache, 0));
+    if (!s->device->ops->op[MLXN_OP_ROPE_KV_APPEND]) { /* no fused kernel: the four ops */
+        MLXN_TRY(mlxn_rope(s, q, positions, p, q));
+        MLXN_TRY(mlxn_rope(s, k, positions, p, k));
+        MLXN_TRY(mlxn_kv_append(s, k, positions, ring, k_cache));
+        return mlxn_kv_append(s, v, positions, ring, v_cache);
+    }
+    mlxn_op o = {.kind = MLXN_OP_ROPE_KV_APPEND, .in = {q, k, v, positions}, .out = {k_cache, v_cache}, .i = {ring}};
+    o.p.rope = *p;
+    o.p.rope.rot_dims = rot_q;
     return mlxn_dispatch(s, &o);
 }

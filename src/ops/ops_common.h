@@ -42,4 +42,11 @@ mlxn_status mlxn_opv_alias(const char *op, const char *nout, const mlxn_buffer *
 /* 1 if a and b share any byte. */
 int mlxn_buffers_overlap(const mlxn_buffer *a, const mlxn_buffer *b);
 
+/* Argument checks shared by an op and the fused ops built on it (op names the
+ * caller in messages). */
+mlxn_status mlxn_rope_check(const char *op, mlxn_session *s, const mlxn_buffer *x, const mlxn_buffer *positions,
+                            const mlxn_rope_params *p, const mlxn_buffer *y, int *rot_out);
+mlxn_status mlxn_kv_append_check(const char *op, mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions,
+                                 int ring, const mlxn_buffer *cache);
+
 #endif

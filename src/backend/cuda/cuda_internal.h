@@ -274,6 +274,7 @@ mlxn_status mlxn_cuda_op_softmax(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_argmax(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_topk(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_kv_append(mlxn_session *s, const mlxn_op *op);
+mlxn_status mlxn_cuda_op_rope_kv_append(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_im2col(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_embedding(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_dequantize(mlxn_session *s, const mlxn_op *op);

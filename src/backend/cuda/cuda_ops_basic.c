@@ -1,6 +1,7 @@
 /* cuda_ops_basic.c — launchers for the small CUDA ops (kernels in
  * kernels/elementwise.cu): elementwise arithmetic and activations, cast, the
- * normalisations, RoPE, softmax, argmax, top-k, KV-cache append and im2col,
+ * normalisations, RoPE, softmax, argmax, top-k, KV-cache append, the fused
+ * RoPE + KV-cache append of a decode step, and im2col,
  * plus the backend's op table. Arguments were validated by src/ops/; these
  * functions only size grids (by tensor bounds, never by values read from the
  * device, so captured graphs stay valid) and pack kernel parameters. */
@@ -8,6 +9,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <string.h>
 
 #define EWSRC "elementwise.cu"
 
@@ -80,6 +82,13 @@ mlxn_status mlxn_cuda_op_norm(mlxn_session *s, const mlxn_op *op) {
                 ps = mlxn_cuda_addr(sum), py = mlxn_cuda_addr(y);
     int D = (int)cols;
     float eps = op->f[0];
+    /* one-pass f32 kernel: NORM_V (elementwise.cu) float4s per thread */
+    int64_t d4 = cols / 4, per = (d4 + 3) / 4;
+    if (kind <= 1 && dt == MLXN_F32 && cols % 4 == 0 && per <= 1024 && ((px | pr | ps | py) & 15) == 0) {
+        unsigned nt = (unsigned)((per + 31) / 32 * 32);
+        void *vargs[] = {&kind, &wdt, &px, &pr, &pw, &ps, &py, &D, &eps};
+        return mlxn_cuda_launch(s, EWSRC, "norm_f32v_kernel", (unsigned)rows, 1, 1, nt, 0, vargs);
+    }
     unsigned block = cols >= 1024 ? 512 : cols >= 256 ? 256 : 128;
     void *args[] = {&kind, &dt, &wdt, &px, &pr, &pw, &pb, &ps, &py, &D, &eps};
     return mlxn_cuda_launch(s, EWSRC, "norm_kernel", (unsigned)rows, 1, 1, block, 0, args);
@@ -147,6 +156,67 @@ mlxn_status mlxn_cuda_op_kv_append(mlxn_session *s, const mlxn_op *op) {
     return mlxn_cuda_launch(s, EWSRC, "kv_append_kernel", rows, 1, 1, 256, 0, args);
 }
 
+/* Inverse frequency of rotated pair k: the same f64 formula as rope_kernel
+ * (elementwise.cu) and the reference. */
+static double rope_inv_freq(const mlxn_rope_params *p, int rot, int k) {
+    double inv = pow((double)p->theta, -2.0 * k / (double)rot);
+    if (p->scaling == MLXN_ROPE_SCALING_LINEAR) {
+        inv /= (double)p->factor;
+    } else if (p->scaling == MLXN_ROPE_SCALING_LLAMA3) {
+        const double PI = 3.14159265358979323846;
+        double omp = (double)p->original_max_pos, lff = p->low_freq_factor, hff = p->high_freq_factor;
+        double wavelen = 2.0 * PI / inv, low_wl = omp / lff, high_wl = omp / hff;
+        if (wavelen < high_wl) {
+        } else if (wavelen > low_wl) {
+            inv = inv / (double)p->factor;
+        } else {
+            double smooth = (omp / wavelen - lff) / (hff - lff);
+            inv = (1.0 - smooth) * inv / (double)p->factor + smooth * inv;
+        }
+    }
+    return inv;
+}
+
+/* Mirrors struct RopeFreqs in elementwise.cu. */
+typedef struct {
+    double inv[128];
+} rope_freqs;
+
+#define ROPE_KV_TMAX 8 /* one launch up to this many rows; longer prefills take the four ops */
+
+mlxn_status mlxn_cuda_op_rope_kv_append(mlxn_session *s, const mlxn_op *op) {
+    const mlxn_buffer *q = op->in[0], *k = op->in[1], *v = op->in[2], *pos = op->in[3];
+    mlxn_buffer *kc = op->out[0], *vc = op->out[1];
+    const mlxn_rope_params *p = &op->p.rope;
+    int T = (int)q->shape[0], Hq = (int)q->shape[1], Hkv = (int)k->shape[1], D = (int)q->shape[2];
+    int rot = p->rot_dims, ring = op->i[0];
+    if (T > ROPE_KV_TMAX || rot / 2 > 128) {
+        mlxn_op o = {.kind = MLXN_OP_ROPE, .in = {q, pos}, .out = {(mlxn_buffer *)q}};
+        o.p.rope = *p;
+        MLXN_TRY(mlxn_cuda_op_rope(s, &o));
+        o.in[0] = k;
+        o.out[0] = (mlxn_buffer *)k;
+        MLXN_TRY(mlxn_cuda_op_rope(s, &o));
+        mlxn_op a = {.kind = MLXN_OP_KV_APPEND, .in = {k, pos}, .out = {kc}, .i = {ring}};
+        MLXN_TRY(mlxn_cuda_op_kv_append(s, &a));
+        a.in[0] = v;
+        a.out[0] = vc;
+        return mlxn_cuda_op_kv_append(s, &a);
+    }
+    rope_freqs f;
+    memset(&f, 0, sizeof f);
+    for (int i = 0; i < rot / 2; i++) f.inv[i] = rope_inv_freq(p, rot, i);
+    int dt = (int)q->dtype, vdt = (int)v->dtype, kcdt = (int)kc->dtype, vcdt = (int)vc->dtype, mode = (int)p->mode;
+    long long C = kc->shape[1];
+    CUdeviceptr pq = mlxn_cuda_addr(q), pk = mlxn_cuda_addr(k), pv = mlxn_cuda_addr(v), pp = mlxn_cuda_addr(pos),
+                pkc = mlxn_cuda_addr(kc), pvc = mlxn_cuda_addr(vc), err = mlxn_cuda_sess_of(s)->err_word;
+    void *args[] = {&f, &dt, &pq, &pk, &vdt, &pv, &pp, &kcdt, &pkc, &vcdt, &pvc, &T, &Hq, &Hkv, &D, &rot, &mode, &C,
+                    &ring, &err};
+    int64_t items = (int64_t)(Hq + Hkv) * (rot / 2) + (int64_t)Hkv * (D - rot) + (int64_t)Hkv * D;
+    unsigned bx = (unsigned)((items + 255) / 256);
+    return mlxn_cuda_launch(s, EWSRC, "rope_kv_kernel", bx, (unsigned)T, 1, 256, 0, args);
+}
+
 mlxn_status mlxn_cuda_op_im2col(mlxn_session *s, const mlxn_op *op) {
     const mlxn_buffer *img = op->in[0];
     int H = (int)img->shape[1], W = (int)img->shape[2], p = op->i[0];
@@ -172,4 +242,5 @@ void mlxn_cuda_register_ops(mlxn_backend_ops *ops) {
     ops->op[MLXN_OP_ATTENTION] = mlxn_cuda_op_attention;
     ops->op[MLXN_OP_KV_APPEND] = mlxn_cuda_op_kv_append;
     ops->op[MLXN_OP_IM2COL_2D_3CH] = mlxn_cuda_op_im2col;
+    ops->op[MLXN_OP_ROPE_KV_APPEND] = mlxn_cuda_op_rope_kv_append;
 }

@@ -95,6 +95,50 @@ extern "C" __global__ void norm_kernel(int kind, int dt, int wdt, const void *x,
     }
 }
 
+// RMS norm (kind 0) and RMS norm with residual (kind 1) for f32 rows with
+// D % 4 == 0 and 16-byte aligned rows, in one pass: each thread keeps its
+// (up to NORM_V) float4s in registers between the reduction and the output,
+// so a decode row (one block) costs one load latency instead of two. Same
+// arithmetic as norm_kernel (f64 block sum; (v * inv) * w).
+#define NORM_V 4
+extern "C" __global__ void norm_f32v_kernel(int kind, int wdt, const float4 *x, const float4 *res, const void *w,
+                                            float4 *sum, float4 *y, int D, float eps) {
+    PDL_ENTER();
+    __shared__ double shd[32];
+    const int D4 = D >> 2;
+    const i64 base = (i64)blockIdx.x * D4;
+    float4 v[NORM_V];
+    double s2 = 0.0;
+#pragma unroll
+    for (int i = 0; i < NORM_V; i++) {
+        const int j = threadIdx.x + i * blockDim.x;
+        if (j < D4) {
+            float4 a = x[base + j];
+            if (kind == 1) {
+                const float4 r = res[base + j];
+                a.x += r.x; a.y += r.y; a.z += r.z; a.w += r.w;
+                sum[base + j] = a;
+            }
+            v[i] = a;
+            s2 += (double)a.x * a.x + (double)a.y * a.y + (double)a.z * a.z + (double)a.w * a.w;
+        }
+    }
+    const double tot = block_sum_d(s2, shd);
+    const float inv = (float)(1.0 / sqrt(tot / D + (double)eps));
+#pragma unroll
+    for (int i = 0; i < NORM_V; i++) {
+        const int j = threadIdx.x + i * blockDim.x;
+        if (j < D4) {
+            float4 o = make_float4(v[i].x * inv, v[i].y * inv, v[i].z * inv, v[i].w * inv);
+            if (w) {
+                o.x *= ldf(w, wdt, 4 * j); o.y *= ldf(w, wdt, 4 * j + 1);
+                o.z *= ldf(w, wdt, 4 * j + 2); o.w *= ldf(w, wdt, 4 * j + 3);
+            }
+            y[base + j] = o;
+        }
+    }
+}
+
 // ---------------------------------------------------------------- rope
 // x, y: [T, H, D]; pos: i32 [T]. One thread per (t, rotated pair k, group of
 // ROPE_HG heads): the frequency and the f64 sin/cos of the angle are
@@ -291,6 +335,69 @@ extern "C" __global__ void kv_append_kernel(int sdt, int cdt, const void *src, c
         for (i64 e = threadIdx.x; e < row_n; e += blockDim.x) {
             const int h = (int)(e / D), d = (int)(e % D);
             stf(cache, cdt, ((i64)h * C + slot) * D + d, ldf(src, sdt, (i64)t * row_n + e));
+        }
+    }
+}
+
+// ---------------------------------------------------------------- rope + kv_append
+// One step's attention prologue (MLXN_OP_ROPE_KV_APPEND) in one launch:
+// q [T, Hq, D] and k [T, Hkv, D] (dtype dt) rotated in place, then k and
+// v [T, Hkv, D] (vdt) written to the caches [Hkv, C, D] (kcdt, vcdt) at slot
+// pos[t] (ring: pos[t] % C). The inverse frequency of each rotated pair comes
+// from the host in f64 (RopeFreqs, rot / 2 <= 128); the angle is reduced
+// modulo 2 pi in f64 and its sine and cosine taken in f32 (absolute error
+// ~1e-7, against f64 in rope_kernel). blockIdx.y = t; threads over q pairs,
+// k pairs (also writing the cache), k pass-through dims, v elements. Like
+// kv_append: a row whose slot a later row also writes is skipped, and a
+// position outside a linear cache sets bit 2 of *err.
+struct RopeFreqs {
+    double inv[128];
+};
+
+extern "C" __global__ void rope_kv_kernel(RopeFreqs f, int dt, void *q, void *k, int vdt, const void *v,
+                                          const int *pos, int kcdt, void *kc, int vcdt, void *vc, int T, int Hq,
+                                          int Hkv, int D, int rot, int mode, i64 C, int ring, unsigned *err) {
+    PDL_ENTER();
+    const int t = blockIdx.y, half = rot / 2, pass = D - rot;
+    const i64 p = pos[t];
+    bool ok = p >= 0 && (ring || p < C);
+    const i64 slot = ok ? (ring ? p % C : p) : 0;
+    for (int t2 = t + 1; t2 < T && ok; t2++) { // a later row wins the slot
+        const i64 p2 = pos[t2];
+        if (p2 >= 0 && (ring || p2 < C) && (ring ? p2 % C : p2) == slot) ok = false;
+    }
+    if (!(p >= 0 && (ring || p < C)) && blockIdx.x == 0 && threadIdx.x == 0) atomicOr(err, 2u);
+    const int nq = Hq * half, nk = Hkv * half, npk = Hkv * pass, nv = Hkv * D;
+    const int total = nq + nk + npk + nv;
+    for (int e = blockIdx.x * blockDim.x + threadIdx.x; e < total; e += gridDim.x * blockDim.x) {
+        if (e < nq + nk) {
+            const int h = e / half, kk = e % half;
+            const bool isk = h >= Hq;
+            const i64 base = isk ? ((i64)t * Hkv + (h - Hq)) * D : ((i64)t * Hq + h) * D;
+            void *x = isk ? k : q;
+            const int d0 = mode == 0 ? 2 * kk : kk, d1 = mode == 0 ? 2 * kk + 1 : kk + half;
+            const double TWO_PI = 6.283185307179586476925286766559;
+            const double ang = (double)p * f.inv[kk];
+            const double r = ang - rint(ang * (1.0 / TWO_PI)) * TWO_PI;
+            float sn, cs;
+            sincosf((float)r, &sn, &cs);
+            const float x0 = ldf(x, dt, base + d0), x1 = ldf(x, dt, base + d1);
+            const float y0 = fmaf(x0, cs, -x1 * sn), y1 = fmaf(x0, sn, x1 * cs);
+            stf(x, dt, base + d0, y0);
+            stf(x, dt, base + d1, y1);
+            if (isk && ok) {
+                const i64 cb = ((i64)(h - Hq) * C + slot) * D;
+                stf(kc, kcdt, cb + d0, round_dt(dt, y0));
+                stf(kc, kcdt, cb + d1, round_dt(dt, y1));
+            }
+        } else if (e < nq + nk + npk) {
+            if (!ok) continue;
+            const int i = e - nq - nk, hk = i / pass, d = rot + i % pass;
+            stf(kc, kcdt, ((i64)hk * C + slot) * D + d, ldf(k, dt, ((i64)t * Hkv + hk) * D + d));
+        } else {
+            if (!ok) continue;
+            const int i = e - nq - nk - npk, hk = i / D, d = i % D;
+            stf(vc, vcdt, ((i64)hk * C + slot) * D + d, ldf(v, vdt, ((i64)t * Hkv + hk) * D + d));
         }
     }
 }
