@@ -5,7 +5,7 @@
  * formats whose accuracy contract allows bf16 operands (MLX affine 4/8-bit,
  * GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q6_K: NMSE <= 1e-4, the same contract as the
  * CPU's int8 activation path; dense bf16, read in place, and dense f16,
- * rounded to bf16); dense f32 and the other quantized formats keep the exact
+ * rounded to bf16, for M >= 65); dense f32 and the other quantized formats keep the exact
  * f32 kernels. MLX 4/8-bit and Q4_0/Q4_1/Q8_0 dequantize 8 values per thread
  * with 16-byte stores (dequant_bf16_kernel). cuBLAS is column-major: y^T [N, M] = W [K, N]^T x^T,
  * i.e. A = W (K x N, ld K, transposed), B = x^T (K x M, ld K). */
@@ -41,6 +41,9 @@ typedef struct {
 #define CUBLAS_OP_T 1
 #define LT_WORKSPACE ((size_t)32 << 20)
 #define GEMM_MIN_M 8
+/* dense weights: up to 64 rows of x stay on the exact f32 kernels (memory
+ * bound there, and the model tests' bf16 models keep f32-grade logits) */
+#define GEMM_DENSE_MIN_M 65
 
 static struct {
     void *lib;
@@ -225,6 +228,7 @@ mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done) {
     const mlxn_weight_desc *d = &w->desc;
     int64_t M = op->in[0]->shape[0], K = d->cols, N = d->rows;
     if (M < GEMM_MIN_M || !gemm_format_ok(d) || K % 8 || N % 8 || N > 0x7fffffff) return MLXN_OK;
+    if (d->format == MLXN_WEIGHT_DENSE && M < GEMM_DENSE_MIN_M) return MLXN_OK;
     mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
     lt_plan *p = get_plan(cd, M, N, K);
     if (!p) return MLXN_OK;
