@@ -125,6 +125,7 @@ static mlxn_status cuda_upload(mlxn_device *d, void *dst, const void *src, size_
     const mlxn_cuda_api *cu = cd->cu;
     CUdeviceptr to = (CUdeviceptr)(uintptr_t)dst;
     ctx_set(cd);
+    atomic_fetch_add(&cd->host_writes, 1);
     if (bytes < SMALL_COPY || !cd->staging) {
         CUresult r = cu->cuMemcpyHtoD(to, src, bytes);
         return r == CUDA_SUCCESS ? MLXN_OK : mlxn_cuda_error(cu, r, "upload: cuMemcpyHtoD");
@@ -166,6 +167,7 @@ static mlxn_status cuda_download(mlxn_device *d, void *dst, const void *src, siz
 static mlxn_status cuda_fill_bytes(mlxn_device *d, void *dst, uint8_t byte, size_t bytes) {
     mlxn_cuda_dev *cd = d->impl;
     ctx_set(cd);
+    atomic_fetch_add(&cd->host_writes, 1);
     CUresult r = cd->cu->cuMemsetD8((CUdeviceptr)(uintptr_t)dst, byte, bytes);
     if (r == CUDA_SUCCESS) r = cd->cu->cuStreamSynchronize(NULL);
     return r == CUDA_SUCCESS ? MLXN_OK : mlxn_cuda_error(cd->cu, r, "fill_bytes: cuMemsetD8");
@@ -425,6 +427,7 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
     mlxn_cuda_sess *ss = s->impl;
     mlxn_cuda_dev *cd = ss->dev;
     if (gx == 0 || gy == 0 || gz == 0) return MLXN_OK; /* nothing to do */
+    ss->launches++;
     CUfunction fn;
     ctx_set(cd);
     MLXN_TRY(mlxn_cuda_get_function(cd, source, name, &fn));

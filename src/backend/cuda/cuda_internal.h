@@ -184,6 +184,7 @@ const char *mlxn_cuda_source_name(int i);
 
 typedef struct mlxn_cuda_dev {
     const mlxn_cuda_api *cu;
+    _Atomic unsigned long long host_writes; /* uploads and fills so far (invalidates cuda_ops_gemm.c's x cache) */
     CUdevice dev;
     CUcontext ctx;
     int ordinal;
@@ -232,6 +233,12 @@ typedef struct mlxn_cuda_sess {
     int n_old_scratch;
     int capturing;
     CUdeviceptr counters; /* MLXN_CUDA_COUNTERS zeroed u32s (lazy); kernels that use one leave it zero */
+    unsigned long long launches; /* kernels launched through mlxn_cuda_launch */
+    /* the GEMM path's bf16 copy of x (cuda_ops_gemm.c): valid while nothing
+     * was launched, uploaded or filled since it was made */
+    CUdeviceptr xcast_src, xcast_dst;
+    long long xcast_n;
+    unsigned long long xcast_launches, xcast_writes;
 } mlxn_cuda_sess;
 
 #define MLXN_CUDA_COUNTERS (1u << 20)

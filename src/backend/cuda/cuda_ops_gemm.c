@@ -6,8 +6,9 @@
  * GGUF Q4_0, Q4_1, Q8_0, Q4_K, Q6_K: NMSE <= 1e-4, the same contract as the
  * CPU's int8 activation path; dense bf16, read in place, and dense f16,
  * rounded to bf16, for M >= 65); dense f32 and the other quantized formats keep the exact
- * f32 kernels. MLX 4/8-bit and Q4_0/Q4_1/Q8_0 dequantize 8 values per thread
- * with 16-byte stores (dequant_bf16_kernel). cuBLAS is column-major: y^T [N, M] = W [K, N]^T x^T,
+ * f32 kernels. MLX 4/8-bit and Q4_0/Q4_1/Q8_0 dequantize with 16-byte loads
+ * and stores (dequant_bf16_kernel). Consecutive GEMMs on one x (q, k, v;
+ * gate, up) cast it once. cuBLAS is column-major: y^T [N, M] = W [K, N]^T x^T,
  * i.e. A = W (K x N, ld K, transposed), B = x^T (K x M, ld K). */
 #define _GNU_SOURCE
 #include "backend/cuda/cuda_internal.h"
@@ -211,11 +212,9 @@ static int gemm_format_ok(const mlxn_weight_desc *d) {
 static int vector_dequant_ok(const mlxn_weight_desc *d, int64_t row_bytes, int64_t K) {
     uintptr_t base = (uintptr_t)mlxn_cuda_addr(d->data);
     if (K % 32) return 0;
-    if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
-        unsigned al = d->bits == 8 ? 8 : 4;
-        return (d->bits == 4 || d->bits == 8) && d->group_size > 0 && K % d->group_size == 0 &&
-               base % al == 0 && row_bytes % al == 0;
-    }
+    if (d->format == MLXN_WEIGHT_MLX_AFFINE)
+        return (d->bits == 4 || d->bits == 8) && d->group_size > 0 && d->group_size % 32 == 0 &&
+               K % d->group_size == 0 && base % 16 == 0 && row_bytes % 16 == 0;
     if (d->format == MLXN_WEIGHT_GGUF)
         return (d->gguf_type == MLXN_GGUF_Q4_0 || d->gguf_type == MLXN_GGUF_Q4_1 || d->gguf_type == MLXN_GGUF_Q8_0) &&
                base % 2 == 0;
@@ -232,14 +231,21 @@ mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done) {
     mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
     lt_plan *p = get_plan(cd, M, N, K);
     if (!p) return MLXN_OK;
-    /* scratch: [W bf16 N*K (not for dense bf16: used in place)][x bf16 M*K][workspace] */
+    /* scratch: [x bf16 M*K][W bf16 N*K (not for dense bf16: used in place)][workspace]. x first: the
+     * next GEMM on the same x (q, k, v; gate, up) finds its bf16 copy there */
     const int w_in_place = d->format == MLXN_WEIGHT_DENSE && d->data->dtype == MLXN_BF16 &&
                            mlxn_cuda_addr(d->data) % 16 == 0;
     size_t wbytes = w_in_place ? 0 : (size_t)(N * K) * 2, xbytes = (size_t)(M * K) * 2;
     size_t wpad = (wbytes + 255) & ~(size_t)255, xpad = (xbytes + 255) & ~(size_t)255;
     CUdeviceptr scr;
     MLXN_TRY(mlxn_cuda_scratch(s, wpad + xpad + p->ws + 256, &scr));
-    CUdeviceptr wb = scr, xb = scr + wpad, ws = scr + wpad + xpad;
+    CUdeviceptr xb = scr, wb = scr + xpad, ws = scr + xpad + wpad;
+    CUdeviceptr x = mlxn_cuda_addr(op->in[0]);
+    long long nx = M * K;
+    mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
+    const int x_ready = ss->xcast_src == x && ss->xcast_dst == xb && ss->xcast_n == nx &&
+                        ss->xcast_launches == ss->launches && ss->xcast_writes == atomic_load(&cd->host_writes) &&
+                        !getenv("MLXN_CUDA_GEMM_RECAST");
     /* dequantize W -> bf16 [N, K] */
     wparams_g wp = {mlxn_cuda_addr(d->data), mlxn_cuda_addr(d->scales), mlxn_cuda_addr(d->biases), w->row_bytes, K,
                     (int)d->format, d->scales ? (int)d->scales->dtype : 0, d->bits, d->group_size,
@@ -258,14 +264,12 @@ mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done) {
         void *dargs[] = {&wp, &ids, &nrows, &Nl, &wb, &ydt, &err};
         MLXN_TRY(mlxn_cuda_launch(s, "quant.cu", "dequant_rows_kernel", g, 1, 1, 256, 0, dargs));
     }
-    /* x f32 -> bf16 */
-    CUdeviceptr x = mlxn_cuda_addr(op->in[0]);
-    long long nx = M * K;
-    if ((x & 15) == 0 && nx % 4 == 0) {
+    /* x f32 -> bf16, unless the previous op made this copy */
+    if (!x_ready && (x & 15) == 0 && nx % 4 == 0) {
         long long n4 = nx / 4;
         void *cargs[] = {&x, &xb, &n4};
         MLXN_TRY(mlxn_cuda_launch(s, "quant.cu", "cast_f32_bf16_kernel", g, 1, 1, 256, 0, cargs));
-    } else {
+    } else if (!x_ready) {
         int sdt = MLXN_F32, ddt = MLXN_BF16;
         void *cargs[] = {&sdt, &ddt, &x, &xb, &nx};
         MLXN_TRY(mlxn_cuda_launch(s, "elementwise.cu", "cast_kernel", g, 1, 1, 256, 0, cargs));
@@ -279,6 +283,11 @@ mlxn_status mlxn_cuda_gemm_try(mlxn_session *s, const mlxn_op *op, int *done) {
     if (r != 0)
         return mlxn_set_error(MLXN_ERR_DEVICE, "matmul (cuda): cublasLtMatmul failed with status %d (M=%lld N=%lld K=%lld)",
                               r, (long long)M, (long long)N, (long long)K);
+    ss->xcast_src = x;
+    ss->xcast_dst = xb;
+    ss->xcast_n = nx;
+    ss->xcast_launches = ss->launches;
+    ss->xcast_writes = atomic_load(&cd->host_writes);
     *done = 1;
     return MLXN_OK;
 }

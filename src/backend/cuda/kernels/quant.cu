@@ -178,69 +178,94 @@ extern "C" __global__ void matmul_generic_kernel(WP w, const float *x, float *y,
 }
 
 // W [N, K] -> bf16 [N, K] for the GEMM path (cuda_ops_gemm.c), for the
-// formats whose 8-value runs are contiguous: MLX affine 4/8-bit and GGUF
-// Q4_0/Q4_1/Q8_0. Each thread decodes 8 consecutive values of one row and
-// writes them with one 16-byte store (the per-element dequant_rows_kernel
-// writes 2 bytes per store, 16 bytes apart, and ran at a third of the write
-// bandwidth). Same arithmetic as wp_get, so the bytes are identical.
-// Preconditions (checked by the launcher): K % 32 == 0 (MLX: K % group == 0),
-// rows start 4-byte aligned for MLX and Q4_1, 2-byte aligned otherwise.
+// formats whose runs are contiguous: MLX affine 4/8-bit and GGUF
+// Q4_0/Q4_1/Q8_0. A thread takes one 16-byte code load (MLX 4-bit: 32
+// values; 8-bit: 16) or one 32-value GGUF block and writes 16-byte stores of
+// 8 bf16 each (the per-element dequant_rows_kernel writes 2 bytes per store,
+// 16 bytes apart). Same arithmetic as wp_get, so the bytes are identical.
+// Preconditions (checked by the launcher): K % 32 == 0; MLX: group % 32 == 0,
+// data and rows 16-byte aligned; GGUF: data 2-byte aligned.
 __device__ __forceinline__ u32 pack_bf2(float a, float b) { return (u32)f2bf(a) | ((u32)f2bf(b) << 16); }
+__device__ __forceinline__ uint4 pack_bf8(const float *v) {
+    return make_uint4(pack_bf2(v[0], v[1]), pack_bf2(v[2], v[3]), pack_bf2(v[4], v[5]), pack_bf2(v[6], v[7]));
+}
 
 extern "C" __global__ void dequant_bf16_kernel(WP w, i64 N, uint4 *y) {
     PDL_ENTER();
     const int K = (int)w.K;
-    const int cpr = K >> 3; // 8-value chunks per row
-    const i64 total = N * (i64)cpr;
-    for (i64 c = (i64)blockIdx.x * blockDim.x + threadIdx.x; c < total; c += (i64)gridDim.x * blockDim.x) {
-        const i64 n = c / cpr;
-        const int k0 = (int)(c - n * cpr) << 3;
+    const int per = w.fmt == FMT_MLX && w.bits == 8 ? 16 : 32; // values per item
+    const int ipr = K / per;
+    const i64 total = N * (i64)ipr;
+    for (i64 it = (i64)blockIdx.x * blockDim.x + threadIdx.x; it < total; it += (i64)gridDim.x * blockDim.x) {
+        const i64 n = it / ipr;
+        const int k0 = (int)(it - n * ipr) * per;
         const u8 *row = w.data + n * w.row_bytes;
+        uint4 *out = y + (n * K + k0) / 8;
         float v[8];
         if (w.fmt == FMT_MLX) {
             const i64 g = n * (i64)(K / w.group) + k0 / w.group;
             const float sc = ldf(w.scales, w.sdt, g), bi = ldf(w.biases, w.sdt, g);
+            const uint4 u = ldg_stream(row + (w.bits == 4 ? k0 >> 1 : k0));
+            const u32 wd[4] = {u.x, u.y, u.z, u.w};
             if (w.bits == 4) {
-                const u32 u = *(const u32 *)(row + (k0 >> 1));
 #pragma unroll
-                for (int e = 0; e < 8; e++) v[e] = __fadd_rn(__fmul_rn(sc, (float)((u >> (4 * e)) & 15u)), bi);
+                for (int wi = 0; wi < 4; wi++) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++) v[e] = __fadd_rn(__fmul_rn(sc, (float)((wd[wi] >> (4 * e)) & 15u)), bi);
+                    out[wi] = pack_bf8(v);
+                }
             } else {
-                const uint2 u = *(const uint2 *)(row + k0);
 #pragma unroll
-                for (int e = 0; e < 8; e++)
-                    v[e] = __fadd_rn(__fmul_rn(sc, (float)(((e < 4 ? u.x : u.y) >> (8 * (e & 3))) & 255u)), bi);
+                for (int h = 0; h < 2; h++) {
+#pragma unroll
+                    for (int e = 0; e < 8; e++)
+                        v[e] = __fadd_rn(__fmul_rn(sc, (float)((wd[2 * h + (e >> 2)] >> (8 * (e & 3))) & 255u)), bi);
+                    out[h] = pack_bf8(v);
+                }
             }
         } else if (w.gtype == GG_Q8_0) {
             const u8 *b = row + (k0 >> 5) * 34;
-            const u16 *q = (const u16 *)(b + 2 + (k0 & 31));
+            const u16 *q = (const u16 *)(b + 2);
             const float d = h2f(*(const u16 *)b);
+            u16 qv[16];
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const u16 p = q[e];
-                v[2 * e] = d * (float)(i8)(p & 255);
-                v[2 * e + 1] = d * (float)(i8)(p >> 8);
+            for (int i = 0; i < 16; i++) qv[i] = q[i];
+#pragma unroll
+            for (int o = 0; o < 4; o++) {
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    v[2 * e] = d * (float)(i8)(qv[4 * o + e] & 255);
+                    v[2 * e + 1] = d * (float)(i8)(qv[4 * o + e] >> 8);
+                }
+                out[o] = pack_bf8(v);
             }
         } else { // Q4_0 (18-byte blocks) or Q4_1 (20-byte blocks)
             const bool q41 = w.gtype == GG_Q4_1;
             const u8 *b = row + (k0 >> 5) * (q41 ? 20 : 18);
-            const int j = k0 & 31; // 0, 8, 16, 24
-            const u16 *q = (const u16 *)(b + (q41 ? 4 : 2) + (j & 15));
-            const int sh = j >= 16 ? 4 : 0;
+            const u16 *q = (const u16 *)(b + (q41 ? 4 : 2));
             const float d = h2f(*(const u16 *)b), m = q41 ? h2f(*(const u16 *)(b + 2)) : 0.0f;
+            u16 qv[8];
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const u16 p = q[e];
-                const int q0 = ((p & 255) >> sh) & 15, q1 = ((p >> 8) >> sh) & 15;
-                if (q41) {
-                    v[2 * e] = __fadd_rn(__fmul_rn((float)q0, d), m);
-                    v[2 * e + 1] = __fadd_rn(__fmul_rn((float)q1, d), m);
-                } else {
-                    v[2 * e] = d * (float)(q0 - 8);
-                    v[2 * e + 1] = d * (float)(q1 - 8);
+            for (int i = 0; i < 8; i++) qv[i] = q[i];
+            // values 0..15: low nibbles of qs[0..15]; 16..31: high nibbles
+#pragma unroll
+            for (int o = 0; o < 4; o++) {
+                const int sh = o >= 2 ? 4 : 0, w0 = (o & 1) * 4;
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const u16 p = qv[w0 + e];
+                    const int q0 = ((p & 255) >> sh) & 15, q1 = ((p >> 8) >> sh) & 15;
+                    if (q41) {
+                        v[2 * e] = __fadd_rn(__fmul_rn((float)q0, d), m);
+                        v[2 * e + 1] = __fadd_rn(__fmul_rn((float)q1, d), m);
+                    } else {
+                        v[2 * e] = d * (float)(q0 - 8);
+                        v[2 * e + 1] = d * (float)(q1 - 8);
+                    }
                 }
+                out[o] = pack_bf8(v);
             }
         }
-        y[c] = make_uint4(pack_bf2(v[0], v[1]), pack_bf2(v[2], v[3]), pack_bf2(v[4], v[5]), pack_bf2(v[6], v[7]));
     }
 }
 
