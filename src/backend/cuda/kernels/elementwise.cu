@@ -107,8 +107,14 @@ extern "C" __global__ void norm_f32v_kernel(int kind, int wdt, const float4 *x, 
     __shared__ double shd[32];
     const int D4 = D >> 2;
     const i64 base = (i64)blockIdx.x * D4;
-    float4 v[NORM_V];
+    float4 v[NORM_V], wv[NORM_V];
     double s2 = 0.0;
+#pragma unroll
+    for (int i = 0; i < NORM_V; i++) { // the weights load with x (they do not depend on the sum)
+        const int j = threadIdx.x + i * blockDim.x;
+        if (j < D4 && w)
+            wv[i] = make_float4(ldf(w, wdt, 4 * j), ldf(w, wdt, 4 * j + 1), ldf(w, wdt, 4 * j + 2), ldf(w, wdt, 4 * j + 3));
+    }
 #pragma unroll
     for (int i = 0; i < NORM_V; i++) {
         const int j = threadIdx.x + i * blockDim.x;
@@ -131,8 +137,7 @@ extern "C" __global__ void norm_f32v_kernel(int kind, int wdt, const float4 *x, 
         if (j < D4) {
             float4 o = make_float4(v[i].x * inv, v[i].y * inv, v[i].z * inv, v[i].w * inv);
             if (w) {
-                o.x *= ldf(w, wdt, 4 * j); o.y *= ldf(w, wdt, 4 * j + 1);
-                o.z *= ldf(w, wdt, 4 * j + 2); o.w *= ldf(w, wdt, 4 * j + 3);
+                o.x *= wv[i].x; o.y *= wv[i].y; o.z *= wv[i].z; o.w *= wv[i].w;
             }
             y[base + j] = o;
         }
