@@ -296,6 +296,55 @@ static void bench_attention(int Hq, int Hkv, int64_t ctxlen, double anchor) {
     mlxn_buffer_release(c.out);
 }
 
+/* Prefill attention: T = 512 query rows at positions 0..511 over an f16
+ * cache of C = 4096, causal, hd 128: the prefill kernel (default block
+ * order, then MLXN_CUDA_ATTN_PF_ORDER=plain), then the general kernel
+ * (MLXN_CUDA_ATTN=general) for A/B. No anchor: "floor" is the causal FLOP
+ * count (QKᵀ and PV: 4 * D * Hq * T(T+1)/2 = 2.15 GFLOP for Hq = 32) at an
+ * assumed 60 TFLOP/s f32 (H100 SXM FMA peak ~67); ratio = µs / floor. */
+static void bench_attention_prefill(int Hq, int Hkv) {
+    const int D = 128, T = 512;
+    const int64_t C = 4096;
+    at_ctx c = {0};
+    int64_t qs[3] = {T, Hq, D}, ks[3] = {Hkv, C, D}, tt = T;
+    c.q = buf_rand(MLXN_F32, 3, qs, -1, 1);
+    c.k[0] = buf_rand(MLXN_F16, 3, ks, -1, 1);
+    c.v[0] = buf_rand(MLXN_F16, 3, ks, -1, 1);
+    int32_t pv[512];
+    for (int t = 0; t < T; t++) pv[t] = t;
+    OK(mlxn_buffer_alloc(g_dev, MLXN_I32, 1, &tt, &c.pos));
+    OK(mlxn_buffer_upload(c.pos, 0, pv, sizeof pv));
+    OK(mlxn_buffer_alloc(g_dev, MLXN_F32, 3, qs, &c.out));
+    c.p.scale = 1.0f / sqrtf((float)D);
+    c.p.causal = 1;
+    c.nrot = 1;
+    const double flops = 4.0 * D * Hq * (double)T * (T + 1) / 2, floor_us = flops / 60e12 * 1e6;
+    static const char *const tags[3] = {"", " (plain order)", " (general)"};
+    for (int v = 0; v < 3; v++) {
+        if (v == 1) setenv("MLXN_CUDA_ATTN_PF_ORDER", "plain", 1);
+        if (v == 2) setenv("MLXN_CUDA_ATTN", "general", 1);
+        CALLS = 10;
+        REPS = 11;
+        double us = time_graph(issue_at, &c);
+        CALLS = 20;
+        REPS = 25;
+        unsetenv("MLXN_CUDA_ATTN_PF_ORDER");
+        unsetenv("MLXN_CUDA_ATTN");
+        char what[96];
+        snprintf(what, sizeof what, "attention prefill T=%d hd128 Hq=%d Hkv=%d f16%s", T, Hq, Hkv, tags[v]);
+        printf("%-44s %9.2f %9s %6.2f %10s %8s %9.2f  (%.2f GFLOP, %.1f TFLOP/s)\n", what, us, "-", us / floor_us, "-",
+               "-", floor_us, flops * 1e-9, flops / (us * 1e6));
+        fprintf(g_md, "| %s | %.2f | - | %.2f | - | - | %.2f (FLOP floor at 60 TFLOP/s) |\n", what, us, us / floor_us,
+                floor_us);
+        fflush(stdout);
+    }
+    mlxn_buffer_release(c.q);
+    mlxn_buffer_release(c.k[0]);
+    mlxn_buffer_release(c.v[0]);
+    mlxn_buffer_release(c.pos);
+    mlxn_buffer_release(c.out);
+}
+
 /* ---------------------------------------------------------------- rope, copy */
 
 typedef struct { mlxn_buffer *x, *pos, *y; mlxn_rope_params p; } rope_ctx;
@@ -355,6 +404,9 @@ int main(int argc, char **argv) {
     (void)force_link;
     const char *mdpath = argc > 1 ? argv[1] : "BENCHMARKS.cuda.md";
     const char *only = getenv("MLXN_BENCH_ONLY");
+    /* every GEMM call casts its x again (the anchors quantize x per call too);
+     * without this, repeated calls on one x would reuse the bf16 copy */
+    setenv("MLXN_CUDA_GEMM_RECAST", "1", 1);
     if (mlxn_device_open("cuda", NULL, &g_dev) != MLXN_OK) {
         fprintf(stderr, "bench_cuda_ops: no CUDA device: %s\n", mlxn_last_error());
         return 1;
@@ -402,6 +454,23 @@ int main(int argc, char **argv) {
         bench_attention(32, 8, 8192, 23.01);
         bench_attention(32, 8, 4096, 14.11);
         bench_attention(8, 8, 16384, 28.83);
+        bench_attention(32, 8, 512, 0);
+    }
+    if (only && strstr(only, "attng")) { /* decode heads per block (MLXN_CUDA_ATTN_G) */
+        static const char *const gs[3] = {"1", "2", "4"};
+        for (int i = 0; i < 3; i++) {
+            setenv("MLXN_CUDA_ATTN_G", gs[i], 1);
+            printf("MLXN_CUDA_ATTN_G=%s\n", gs[i]);
+            fprintf(g_md, "| MLXN_CUDA_ATTN_G=%s | | | | | | |\n", gs[i]);
+            bench_attention(32, 8, 16384, 38.41);
+            bench_attention(32, 8, 4096, 14.11);
+            bench_attention(32, 8, 512, 0);
+        }
+        unsetenv("MLXN_CUDA_ATTN_G");
+    }
+    if (!only || strstr(only, "prefill")) {
+        bench_attention_prefill(32, 8);
+        bench_attention_prefill(8, 8);
     }
     if (!only) bench_rope();
     fclose(g_md);

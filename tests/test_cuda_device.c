@@ -162,8 +162,9 @@ static void test_elementwise(void) {
 }
 
 static void test_norms(void) {
-    const int64_t shapes[2][2] = {{5, 1000}, {3, 4096}};
-    for (int si = 0; si < 2; si++)
+    /* f32 rows with D % 4 == 0 and D <= 16384 take the one-pass kernel */
+    const int64_t shapes[5][2] = {{5, 1000}, {3, 4096}, {2, 576}, {1, 16384}, {2, 1002}};
+    for (int si = 0; si < 5; si++)
         for (int di = 0; di < 3; di++) {
             mlxn_dtype dt = k_fdt[di];
             const int64_t *sh = shapes[si];
@@ -519,6 +520,55 @@ static void test_matmul_large_m(void) {
     }
 }
 
+/* The GEMM path casts x to bf16 once for consecutive matmuls on the same x
+ * (q, k, v): two weights on one x, new values uploaded into x (after a
+ * finish; the session goes on), a third matmul, a kernel writing x in place,
+ * a fourth — each checked against the reference. */
+static void test_gemm_x_reuse(void) {
+    const wspec sp = {"mlx_b4_g64", MLXN_WEIGHT_MLX_AFFINE, MLXN_BF16, 4, 64, 0};
+    const int64_t M = 96, K = 512, Ns[2] = {256, 128};
+    wbytes wb[2];
+    mlxn_buffer *hc[2][3], *hr[2][3];
+    mlxn_weight *wc[2], *wr[2];
+    for (int i = 0; i < 2; i++) {
+        make_wbytes(&sp, Ns[i], K, &wb[i]);
+        wc[i] = make_weight(g_cuda, &sp, Ns[i], K, &wb[i], 0, hc[i]);
+        wr[i] = make_weight(g_ref, &sp, Ns[i], K, &wb[i], 0, hr[i]);
+    }
+    int64_t xs[2] = {M, K}, y0s[2] = {M, Ns[0]}, y1s[2] = {M, Ns[1]};
+    pb x = pb_rand(MLXN_F32, 2, xs, -1, 1), y[4] = {pb_f(MLXN_F32, 2, y0s, NULL), pb_f(MLXN_F32, 2, y1s, NULL),
+                                                    pb_f(MLXN_F32, 2, y0s, NULL), pb_f(MLXN_F32, 2, y1s, NULL)};
+    float *nv = malloc((size_t)(M * K) * 4);
+    t_fill(&g_rng, nv, (size_t)(M * K), -2, 2);
+    for (int side_ = 0; side_ < 2 && wc[0] && wc[1] && wr[0] && wr[1]; side_++) {
+        mlxn_session *s = NULL;
+        CHECK_OK(mlxn_session_begin(side_ ? g_ref : g_cuda, &s));
+        if (!s) break;
+        CHECK_OK(mlxn_matmul(s, X(x), side_ ? wr[0] : wc[0], X(y[0])));
+        CHECK_OK(mlxn_matmul(s, X(x), side_ ? wr[1] : wc[1], X(y[1])));
+        CHECK_OK(mlxn_session_finish(s)); /* the session goes on; an upload between its ops */
+        CHECK_OK(mlxn_buffer_upload(X(x), 0, nv, (size_t)(M * K) * 4));
+        CHECK_OK(mlxn_matmul(s, X(x), side_ ? wr[0] : wc[0], X(y[2])));
+        CHECK_OK(mlxn_scale(s, X(x), 0.5f, X(x)));
+        CHECK_OK(mlxn_matmul(s, X(x), side_ ? wr[1] : wc[1], X(y[3])));
+        CHECK_OK(mlxn_session_finish(s));
+        mlxn_session_destroy(s);
+    }
+    const char *what[4] = {"gemm x reuse: first", "gemm x reuse: second weight", "gemm x reuse: after upload",
+                           "gemm x reuse: after an in-place kernel"};
+    for (int i = 0; i < 4; i++) {
+        cmp_f(what[i], y[i], 1e-4);
+        pb_free(y[i]);
+    }
+    pb_free(x);
+    free(nv);
+    for (int i = 0; i < 2; i++) {
+        free_weight(wc[i], hc[i]);
+        free_weight(wr[i], hr[i]);
+        free_wbytes(&wb[i]);
+    }
+}
+
 /* ---------------------------------------------------------------- attention, kv cache, im2col */
 
 typedef struct {
@@ -530,11 +580,19 @@ typedef struct {
     int32_t pos0; /* positions pos0 .. pos0+T-1 */
 } attn_case;
 
-static void run_attn_case(const attn_case *ac) {
+/* shuffle: positions are a random permutation of pos0 .. pos0+T-1 (rows out
+ * of order: each block of the prefill kernel must find its own key range);
+ * general: MLXN_CUDA_ATTN=general, the general kernel for T > 4 */
+static void run_attn_case(const attn_case *ac, int shuffle, int general) {
     int64_t qs[3] = {ac->T, ac->Hq, ac->D}, ks[3] = {ac->Hkv, ac->C, ac->D}, T = ac->T;
     pb q = pb_rand(MLXN_F32, 3, qs, -1, 1), k = pb_rand(ac->kdt, 3, ks, -1, 1), v = pb_rand(ac->kdt, 3, ks, -1, 1);
     int32_t *pv = malloc((size_t)T * 4);
     for (int t = 0; t < ac->T; t++) pv[t] = ac->pos0 + t;
+    for (int t = ac->T - 1; shuffle && t > 0; t--) {
+        int j = (int)(t_rng_u64(&g_rng) % (uint64_t)(t + 1)), x = pv[t];
+        pv[t] = pv[j];
+        pv[j] = x;
+    }
     pb pos = pb_raw(MLXN_I32, 1, &T, pv);
     pb out = pb_f(MLXN_F32, 3, qs, NULL);
     mlxn_attention_params p = {0};
@@ -544,11 +602,14 @@ static void run_attn_case(const attn_case *ac) {
     p.window = ac->window;
     p.ring = ac->ring;
     p.kv_len = ac->pos0 + ac->T;
+    if (general) setenv("MLXN_CUDA_ATTN", "general", 1);
     BOTH(mlxn_attention(s, X(q), X(k), X(v), ac->use_pos ? X(pos) : NULL, &p, X(out)));
-    char w[160];
-    snprintf(w, sizeof w, "attention T=%d Hq=%d Hkv=%d D=%d C=%lld %s causal=%d window=%d ring=%d softcap=%g pos0=%d%s",
+    if (general) unsetenv("MLXN_CUDA_ATTN");
+    char w[200];
+    snprintf(w, sizeof w, "attention T=%d Hq=%d Hkv=%d D=%d C=%lld %s causal=%d window=%d ring=%d softcap=%g pos0=%d%s%s%s",
              ac->T, ac->Hq, ac->Hkv, ac->D, (long long)ac->C, mlxn_dtype_name(ac->kdt), ac->causal, ac->window,
-             ac->ring, (double)ac->softcap, ac->pos0, ac->use_pos ? "" : " (kv_len)");
+             ac->ring, (double)ac->softcap, ac->pos0, ac->use_pos ? "" : " (kv_len)", shuffle ? " shuffled" : "",
+             general ? " [general]" : "");
     cmp_f(w, out, 1e-9);
     pb_free(q); pb_free(k); pb_free(v); pb_free(pos); pb_free(out);
     free(pv);
@@ -568,8 +629,78 @@ static void test_attention(void) {
         {5, 4, 2, 64, 64, MLXN_F32, 0, 0, 0, 1, 0, 20},         /* not causal */
         {1, 16, 2, 128, 16384, MLXN_F16, 1, 0, 0, 1, 0, 16383}, /* G = 8 */
         {1, 10, 2, 64, 128, MLXN_F32, 1, 0, 0, 1, 0, 0},        /* G = 5 (group of 1), first token */
+        /* T > 4: the prefill kernel (attention_prefill.cu: tiles of 64 items,
+         * 64 keys) where it applies, else the general path */
+        {5, 8, 2, 64, 64, MLXN_F16, 1, 0, 0, 1, 0, 0},          /* G = 4: 16 rows per block */
+        {37, 8, 8, 128, 600, MLXN_BF16, 1, 0, 0, 1, 0, 100},    /* G = 1, chunked prefill */
+        {130, 16, 8, 64, 1024, MLXN_F32, 1, 0, 0, 1, 0, 0},     /* G = 2 */
+        {130, 32, 8, 128, 4096, MLXN_F16, 1, 0, 0, 1, 0, 381},  /* G = 4, C >> keys */
+        {70, 16, 2, 128, 300, MLXN_F16, 1, 0, 0, 0, 0, 200},    /* G = 8, positions from kv_len */
+        {40, 6, 2, 64, 128, MLXN_BF16, 1, 0, 0, 1, 0, 7},       /* G = 3: one head per block */
+        {100, 8, 2, 128, 256, MLXN_BF16, 0, 0, 0, 1, 0, 40},    /* not causal */
+        {90, 8, 4, 64, 512, MLXN_F16, 1, 33, 0, 1, 0, 300},     /* sliding window */
+        {77, 8, 4, 128, 256, MLXN_F16, 0, 33, 0, 1, 0, 100},    /* not causal, window */
+        {65, 4, 4, 128, 192, MLXN_BF16, 1, 0, 0, 1, 30.0f, 10}, /* softcap */
+        {64, 8, 2, 64, 64, MLXN_F32, 1, 0, 0, 1, 0, 0},         /* C = T: the whole cache */
+        {256, 32, 8, 128, 1024, MLXN_F16, 1, 0, 0, 1, 0, 0},    /* the 8B-model shape, first chunk */
+        {20, 8, 2, 128, 64, MLXN_F16, 1, 0, 1, 1, 0, 100},      /* ring: general path */
+        {20, 4, 2, 96, 100, MLXN_F32, 1, 0, 0, 1, 0, 30},       /* D = 96: general path */
+        {12, 4, 1, 256, 64, MLXN_BF16, 1, 0, 0, 1, 0, 5},       /* D = 256: general path */
     };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_attn_case(&cases[i]);
+    const size_t n = sizeof cases / sizeof cases[0];
+    for (size_t i = 0; i < n; i++) run_attn_case(&cases[i], 0, 0);
+    /* T > 4 again: rows out of order, and the general kernel (A/B path) */
+    for (size_t i = 0; i < n; i++) {
+        if (cases[i].T <= 4) continue;
+        if (cases[i].use_pos) run_attn_case(&cases[i], 1, 0);
+        run_attn_case(&cases[i], 0, 1);
+    }
+}
+
+/* rope_kv_append: the one-launch kernel (T <= 8) and the four-op fallback
+ * (T > 8) against the reference's rope, rope, kv_append, kv_append. Caches
+ * start random (untouched rows must stay), cfg 3 writes one slot twice (the
+ * later row wins), cfg 1 rotates part of each head. */
+static void test_rope_kv_append(void) {
+    const int Hq = 6, Hkv = 2;
+    const int64_t C = 40;
+    for (int cfg = 0; cfg < 5; cfg++) {
+        int64_t T = cfg == 4 ? 12 : cfg == 3 ? 3 : 1, D = cfg == 1 ? 96 : 64;
+        int ring = cfg >= 2;
+        int32_t pv[12];
+        for (int t = 0; t < T; t++) pv[t] = cfg == 0 ? 5 : cfg == 1 ? 39 : cfg == 2 ? 70000 : 100 + t;
+        if (cfg == 3) { pv[0] = 41; pv[1] = 81; pv[2] = 50; } /* slots 1, 1, 10 */
+        mlxn_rope_params p = {0};
+        p.mode = cfg & 1 ? MLXN_ROPE_HALF_SPLIT : MLXN_ROPE_ADJACENT;
+        p.rot_dims = cfg == 1 ? 32 : 0;
+        p.theta = cfg == 2 ? 500000.0f : 10000.0f;
+        if (cfg == 2) {
+            p.scaling = MLXN_ROPE_SCALING_LLAMA3;
+            p.factor = 8;
+            p.low_freq_factor = 1;
+            p.high_freq_factor = 4;
+            p.original_max_pos = 8192;
+        } else if (cfg == 3) {
+            p.scaling = MLXN_ROPE_SCALING_LINEAR;
+            p.factor = 4;
+        }
+        mlxn_dtype kcdt = k_fdt[(cfg + 1) % 3], vcdt = k_fdt[cfg % 3], vdt = cfg == 3 ? MLXN_BF16 : MLXN_F32;
+        int64_t qs[3] = {T, Hq, D}, ks[3] = {T, Hkv, D}, cs[3] = {Hkv, C, D};
+        pb pos = pb_raw(MLXN_I32, 1, &T, pv);
+        pb q = pb_rand(MLXN_F32, 3, qs, -1, 1), k = pb_rand(MLXN_F32, 3, ks, -1, 1), v = pb_rand(vdt, 3, ks, -1, 1);
+        pb kc = pb_rand(kcdt, 3, cs, -1, 1), vc = pb_rand(vcdt, 3, cs, -1, 1);
+        BOTH(mlxn_rope_kv_append(s, X(q), X(k), X(v), X(pos), &p, ring, X(kc), X(vc)));
+        char w[96];
+        snprintf(w, sizeof w, "rope_kv_append cfg %d T=%lld q", cfg, (long long)T);
+        cmp_f(w, q, 1e-10);
+        snprintf(w, sizeof w, "rope_kv_append cfg %d T=%lld k", cfg, (long long)T);
+        cmp_f(w, k, 1e-10);
+        snprintf(w, sizeof w, "rope_kv_append cfg %d T=%lld k cache %s", cfg, (long long)T, mlxn_dtype_name(kcdt));
+        cmp_f(w, kc, tol_for(kcdt) * 1e-2);
+        snprintf(w, sizeof w, "rope_kv_append cfg %d T=%lld v cache %s", cfg, (long long)T, mlxn_dtype_name(vcdt));
+        cmp_bytes(w, vc);
+        pb_free(pos); pb_free(q); pb_free(k); pb_free(v); pb_free(kc); pb_free(vc);
+    }
 }
 
 static void test_kv_append_im2col(void) {
@@ -843,9 +974,11 @@ int main(void) {
     RUN(test_rope);
     RUN(test_softmax_argmax_topk);
     RUN(test_kv_append_im2col);
+    RUN(test_rope_kv_append);
     RUN(test_attention);
     RUN(test_matmul_all_formats);
     RUN(test_matmul_large_m);
+    RUN(test_gemm_x_reuse);
     RUN(test_graph_replay);
     RUN(test_errors);
     RUN(test_disk_cache);

@@ -1,5 +1,8 @@
-/* cuda_ops_attention.c — launcher for attention (kernels/attention.cu): picks
- * the path (decode kernel attn_dec_* for T <= DEC_TMAX query rows, one launch;
+/* cuda_ops_attention.c — launcher for attention (kernels/attention.cu and
+ * kernels/attention_prefill.cu): picks the path (decode kernel attn_dec_* for
+ * T <= DEC_TMAX query rows, one launch; prefill kernel attn_pf_* for more rows
+ * on a linear cache with D 64 or 128 and 16-byte aligned buffers: blocks of
+ * 64 (query row, head) items sharing one KV head, K/V tiles in shared memory;
  * else attn_prep + the general attn_* kernel) and the instance (cache dtype,
  * head-dim bound 64/128/256, GQA group 1/2/4/8 per block), sizes the split-K
  * grid from the cache capacity C and the number of (query row, KV head group)
@@ -7,8 +10,10 @@
  * general: ~2 blocks of 8 warps per SM, whole 256-key tiles), and lays out
  * the per-split partials in session scratch. The grid never depends on
  * positions (they are read on the device), so a captured graph replays for
- * every decode step. Env MLXN_CUDA_ATTN=general forces the general path;
- * MLXN_CUDA_ATTN_BPS=n sets the decode path's target blocks per SM. */
+ * every decode step. Env MLXN_CUDA_ATTN=general forces the general path (no
+ * decode or prefill kernel); MLXN_CUDA_ATTN_BPS=n sets the decode path's
+ * target blocks per SM; MLXN_CUDA_ATTN_PF_ORDER=plain gives the prefill
+ * kernel a plain latest-rows-first block order (A/B). */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdio.h>
@@ -120,6 +125,89 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax
                             DEC_THREADS, 0, args);
 }
 
+/* Mirrors struct PfArgs in attention_prefill.cu. */
+typedef struct {
+    CUdeviceptr q, k, v, pos, out, err;
+    long long C, kv_len;
+    int T, Hq, Hkv, G, gq, causal, window, nsm;
+    float scale, softcap;
+} attn_pf_args;
+
+#define PF_BQ 64   /* attention_prefill.cu's PF_BQ items per block */
+#define PF_BK 64   /* its PF_BK keys per tile */
+#define PF_NT 256  /* its PF_NT threads per block */
+#define PF_SMEM(DMAX) ((PF_BQ * ((DMAX) + 4) + PF_BK * ((DMAX) + 4) + PF_BK * (PF_BQ + 4)) * 4)
+
+/* The prefill kernel, when it applies: linear cache, D 64 or 128, q/k/v/out
+ * 16-byte aligned, positions and keys within int range, enough shared memory.
+ * *done = 0 (and MLXN_OK) sends the op to the general path. Each block takes
+ * gq query heads (the largest of 8/4/2/1 dividing the group) of one KV head
+ * and 64 / gq query rows: the GQA group shares each staged K/V tile (64
+ * query vectors per tile whatever the group), and T = 512, Hq = 32, Hkv = 8
+ * still makes 256 blocks (~2 per SM, the kernel's occupancy). 1-D grid of
+ * row tiles x head groups; the kernel orders the work units itself (heavy
+ * and light paired per SM, given the SM count). */
+static mlxn_status attention_prefill(mlxn_session *s, const mlxn_op *op, int *done) {
+    const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
+    const mlxn_attention_params *p = &op->p.attn;
+    mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
+    mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
+    int T = (int)q->shape[0], Hq = (int)q->shape[1], D = (int)q->shape[2];
+    int Hkv = (int)kc->shape[0];
+    int64_t C = kc->shape[1];
+    *done = 0;
+    if (p->ring || (D != 64 && D != 128) || Hkv <= 0 || Hq % Hkv != 0) return MLXN_OK;
+    if (C > INT32_MAX - 2 * PF_BK || p->window < 0) return MLXN_OK;
+    if (!pos && (p->kv_len > INT32_MAX || p->kv_len < T)) return MLXN_OK;
+    if (kc->dtype != MLXN_F32 && kc->dtype != MLXN_F16 && kc->dtype != MLXN_BF16) return MLXN_OK;
+    CUdeviceptr qa = mlxn_cuda_addr(q), ka = mlxn_cuda_addr(kc), va = mlxn_cuda_addr(vc), oa = mlxn_cuda_addr(op->out[0]);
+    if ((qa | ka | va | oa) % 16 != 0) return MLXN_OK;
+    unsigned smem = PF_SMEM(D);
+    if ((int)smem > cd->smem_optin) return MLXN_OK;
+    int G = Hq / Hkv;
+    int gq = G % 8 == 0 ? 8 : G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1;
+    int tp = PF_BQ / gq;
+    int64_t nblk = (int64_t)((T + tp - 1) / tp) * Hkv * (G / gq); /* row tiles x head groups */
+    if (nblk > INT32_MAX) return MLXN_OK;
+    /* string literals: the registry keys kernels by these pointers */
+    static const char *const names[3][2] = {{"attn_pf_f32_d64", "attn_pf_f32_d128"},
+                                            {"attn_pf_f16_d64", "attn_pf_f16_d128"},
+                                            {"attn_pf_bf16_d64", "attn_pf_bf16_d128"}};
+    int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
+    const char *kname = names[di][D == 128];
+    attn_pf_args a = {0};
+    a.q = qa;
+    a.k = ka;
+    a.v = va;
+    a.pos = mlxn_cuda_addr(pos);
+    a.out = oa;
+    a.err = ss->err_word;
+    a.C = C;
+    a.kv_len = p->kv_len;
+    a.T = T;
+    a.Hq = Hq;
+    a.Hkv = Hkv;
+    a.G = G;
+    a.gq = gq;
+    a.causal = p->causal;
+    a.window = p->window;
+    /* block order: heavy/light pairs per SM in the first two waves;
+     * MLXN_CUDA_ATTN_PF_ORDER=plain: latest row tiles first only (A/B) */
+    const char *eo = getenv("MLXN_CUDA_ATTN_PF_ORDER");
+    a.nsm = eo && strcmp(eo, "plain") == 0 ? 0 : cd->sm_count;
+    a.scale = p->scale;
+    a.softcap = p->softcap;
+    /* two blocks of ~85 KB per SM: ask for the largest shared-memory carveout
+     * (a hint; CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9) */
+    CUfunction fn;
+    cd->cu->cuCtxSetCurrent(cd->ctx);
+    MLXN_TRY(mlxn_cuda_get_function(cd, "attention_prefill.cu", kname, &fn));
+    cd->cu->cuFuncSetAttribute(fn, 9, 100);
+    void *args[] = {&a};
+    *done = 1;
+    return mlxn_cuda_launch(s, "attention_prefill.cu", kname, (unsigned)nblk, 1, 1, PF_NT, smem, args);
+}
+
 mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
     const mlxn_attention_params *p = &op->p.attn;
@@ -136,7 +224,22 @@ mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     int hgroups = G / gb;
     /* MLXN_CUDA_ATTN=general forces the general kernel (A/B benchmarks) */
     const char *ev = getenv("MLXN_CUDA_ATTN");
-    if (T <= DEC_TMAX && !(ev && strcmp(ev, "general") == 0)) return attention_decode(s, op, dmax, gb, hgroups);
+    int force_general = ev && strcmp(ev, "general") == 0;
+    if (T <= DEC_TMAX && !force_general) {
+        /* MLXN_CUDA_ATTN_G=n: n query heads per decode block (n in 1, 2, 4, 8 dividing G) */
+        const char *eg = getenv("MLXN_CUDA_ATTN_G");
+        int ng = eg ? atoi(eg) : 0;
+        if ((ng == 1 || ng == 2 || ng == 4 || ng == 8) && G % ng == 0) {
+            gb = ng;
+            hgroups = G / gb;
+        }
+        return attention_decode(s, op, dmax, gb, hgroups);
+    }
+    if (!force_general) {
+        int done = 0;
+        mlxn_status st = attention_prefill(s, op, &done);
+        if (st != MLXN_OK || done) return st;
+    }
     /* string literals: the registry keys kernels by these pointers */
     static const char *const names[3][3][4] = {
         {{"attn_f32_d64_g1", "attn_f32_d64_g2", "attn_f32_d64_g4", "attn_f32_d64_g8"},
