@@ -125,20 +125,28 @@ __device__ __forceinline__ float block_max(float v, float *sh) {
 // wait until the previous grid has completed and its writes are visible, then
 // let the next grid be scheduled. Kernels that skip the wait must not be in
 // such a file (a later grid's wait would then not cover its predecessors).
+// PDL_LAUNCH + PDL_WAIT split it for kernels that first read memory no
+// earlier kernel writes (weights: matvec.cu's b1 kernels issue their first
+// weight loads, then wait).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-#define PDL_ENTER()                                                 \
-    do {                                                            \
-        asm volatile("griddepcontrol.wait;" ::: "memory");          \
-        asm volatile("griddepcontrol.launch_dependents;" :::);      \
-    } while (0)
+#define PDL_WAIT() asm volatile("griddepcontrol.wait;" ::: "memory")
+#define PDL_LAUNCH() asm volatile("griddepcontrol.launch_dependents;" :::)
 #else
-#define PDL_ENTER() do { } while (0)
+#define PDL_WAIT() do { } while (0)
+#define PDL_LAUNCH() do { } while (0)
 #endif
+#define PDL_ENTER()    \
+    do {               \
+        PDL_WAIT();    \
+        PDL_LAUNCH();  \
+    } while (0)
 
-// 16-byte read-only load that bypasses L1 allocation (streamed weights)
+// 16-byte read-only load that bypasses L1 allocation (streamed weights).
+// volatile: stays in program order with PDL_WAIT, so loads written before
+// the wait are issued before it.
 __device__ __forceinline__ uint4 ldg_stream(const void *p) {
     uint4 r;
-    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
                  : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
                  : "l"(p));
     return r;

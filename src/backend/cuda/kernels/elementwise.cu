@@ -98,12 +98,13 @@ extern "C" __global__ void norm_kernel(int kind, int dt, int wdt, const void *x,
 // RMS norm (kind 0) and RMS norm with residual (kind 1) for f32 rows with
 // D % 4 == 0 and 16-byte aligned rows, in one pass: each thread keeps its
 // (up to NORM_V) float4s in registers between the reduction and the output,
-// so a decode row (one block) costs one load latency instead of two. Same
+// so a decode row (one block) costs one load latency instead of two; the
+// weights are loaded before waiting for the previous kernel (PDL). Same
 // arithmetic as norm_kernel (f64 block sum; (v * inv) * w).
 #define NORM_V 4
 extern "C" __global__ void norm_f32v_kernel(int kind, int wdt, const float4 *x, const float4 *res, const void *w,
                                             float4 *sum, float4 *y, int D, float eps) {
-    PDL_ENTER();
+    PDL_LAUNCH(); // PDL_WAIT after the weight loads (no kernel writes w)
     __shared__ double shd[32];
     const int D4 = D >> 2;
     const i64 base = (i64)blockIdx.x * D4;
@@ -115,6 +116,7 @@ extern "C" __global__ void norm_f32v_kernel(int kind, int wdt, const float4 *x, 
         if (j < D4 && w)
             wv[i] = make_float4(ldf(w, wdt, 4 * j), ldf(w, wdt, 4 * j + 1), ldf(w, wdt, 4 * j + 2), ldf(w, wdt, 4 * j + 3));
     }
+    PDL_WAIT();
 #pragma unroll
     for (int i = 0; i < NORM_V; i++) {
         const int j = threadIdx.x + i * blockDim.x;

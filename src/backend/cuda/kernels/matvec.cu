@@ -86,9 +86,12 @@ __device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
     return dt == DT_BF16 ? fb : fh;
 }
 // SC16 = 1: scales and biases are f16 or bf16 (the launcher checks).
+// EW = 1: the kernel was entered with PDL_LAUNCH only; each thread issues its
+// first weight (and scale) loads, then PDL_WAITs before it reads x, so that
+// latency overlaps the previous kernel's tail (weights never depend on it).
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
-template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0>
+template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0>
 __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int VALS = 128 / BITS; // values per 16-byte chunk
     const int lane = threadIdx.x % NT; // this thread's place in its row group
@@ -132,6 +135,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
                                          : ldf(w.biases, w.sdt, rows[r] * gpr + gg);
                     }
         }
+        if (EW && c0 == lane) PDL_WAIT(); // first chunk's loads are out
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
         const i64 c = c0 + NT * u;
@@ -201,6 +205,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
         }
     }
     }
+    if (EW && lane >= nchunks) PDL_WAIT(); // threads without a chunk
     mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
@@ -617,6 +622,12 @@ __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N)
         PDL_ENTER();                                                                                       \
         BODY<__VA_ARGS__>(w, x, y, M, N);                                                                  \
     }
+// MVXE: the same with early weight loads (EW = 1 bodies: PDL_WAIT inside).
+#define MVXE(NAME, MINB, BODY, ...)                                                                            \
+    extern "C" __global__ void __launch_bounds__(MV_THREADS, MINB) NAME(WP w, const float *x, float *y, int M, i64 N) { \
+        PDL_LAUNCH();                                                                                      \
+        BODY<__VA_ARGS__>(w, x, y, M, N);                                                                  \
+    }
 #define MV_SET_NARROW(MT)                                                     \
     MVK(mv_mlx4_m##MT, mv_mlx_body, 4, MT, 2, 32)                             \
     MVK(mv_mlx8_m##MT, mv_mlx_body, 8, MT, 2, 32)                             \
@@ -644,8 +655,8 @@ __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N)
     MVK(mv_q8_0_b##MT, mv_q8blk_body, GG_Q8_0, MT, 4, MV_THREADS, 1)
 MV_SET_NARROW(1)
 MV_SET_WIDE_OTHERS(1)
-MVX(mv_mlx4_b1, 4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1)
-MVX(mv_mlx8_b1, 4, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1)
+MVXE(mv_mlx4_b1, 4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1, 1)
+MVXE(mv_mlx8_b1, 4, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1, 1)
 MVX(mv_q4_0_b1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1)
 MVX(mv_q4_1_b1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1)
 MVX(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1)
