@@ -277,12 +277,24 @@ __device__ void mv_dense_body(const WP &w, const float *x, float *y, int M, i64 
 // Q4_1 block (20 bytes): f16 d, f16 m, 16 nibble bytes (low nibbles = values
 // 0..15, high = 16..31); y = d*q + m, so Σ x*y = d*Σ x*q + m*Σ x.
 // Needs: data 2-byte aligned (Q4_1: 4-byte aligned), x aligned with K % 4 == 0.
+// Read-only weight loads as volatile asm (issued in program order, so the
+// EW kernels' loads go out before their PDL_WAIT).
+__device__ __forceinline__ u32 ldw_u16(const void *p) {
+    unsigned short v;
+    asm volatile("ld.global.nc.u16 %0, [%1];" : "=h"(v) : "l"(p));
+    return v;
+}
+__device__ __forceinline__ u32 ldw_u32(const void *p) {
+    u32 v;
+    asm volatile("ld.global.nc.u32 %0, [%1];" : "=r"(v) : "l"(p));
+    return v;
+}
 __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
-    const u16 *h = (const u16 *)p;
-    return (u32)__ldg(h) | ((u32)__ldg(h + 1) << 16);
+    return ldw_u16(p) | (ldw_u16(p + 2) << 16);
 }
 
-template <int TYPE, int MT, int RW, int NT, int UNR_ = 0>
+// EW: early weight loads, as in mv_mlx_body.
+template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0>
 __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
     const int QO = TYPE == GG_Q4_1 ? 4 : 2; // byte offset of the quants in a block
@@ -312,18 +324,19 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
                 if (b0 + NT * u < nblk) {
                     const u8 *bp = w.data + rows[r] * w.row_bytes + (b0 + NT * u) * BS;
                     if (TYPE == GG_Q4_1) { // 20-byte blocks: 4-byte aligned (launcher checks data % 4)
-                        const u32 dm = __ldg((const u32 *)bp);
+                        const u32 dm = ldw_u32(bp);
                         db[u][r] = (u16)(dm & 0xffffu);
                         mb[u][r] = (u16)(dm >> 16);
 #pragma unroll
-                        for (int i = 0; i < NW; i++) qwb[u][r][i] = __ldg((const u32 *)(bp + QO + 4 * i));
+                        for (int i = 0; i < NW; i++) qwb[u][r][i] = ldw_u32(bp + QO + 4 * i);
                     } else {
-                        db[u][r] = __ldg((const u16 *)bp);
+                        db[u][r] = (u16)ldw_u16(bp);
                         mb[u][r] = (u16)0;
 #pragma unroll
                         for (int i = 0; i < NW; i++) qwb[u][r][i] = ld_u32_2a(bp + QO + 4 * i);
                     }
                 }
+        if (EW && b0 == lane) PDL_WAIT(); // first blocks' loads are out
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
         const i64 b = b0 + NT * u;
@@ -395,6 +408,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
         }
     }
     }
+    if (EW && lane >= nblk) PDL_WAIT(); // threads without a block
     mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
@@ -657,9 +671,9 @@ MV_SET_NARROW(1)
 MV_SET_WIDE_OTHERS(1)
 MVXE(mv_mlx4_b1, 4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1, 1)
 MVXE(mv_mlx8_b1, 4, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1, 1)
-MVX(mv_q4_0_b1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1)
-MVX(mv_q4_1_b1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1)
-MVX(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1)
+MVXE(mv_q4_0_b1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1, 1)
+MVXE(mv_q4_1_b1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1, 1)
+MVXE(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
 MV_SET(2)
 MV_SET(4)
 MV_SET(8)
