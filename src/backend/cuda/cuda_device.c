@@ -432,12 +432,12 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
     CUfunction fn;
     ctx_set(cd);
     MLXN_TRY(mlxn_cuda_get_function(cd, source, name, &fn));
-    if (smem > 48 * 1024) {
-        if ((int)smem > cd->smem_optin)
-            return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "cuda: %s needs %u bytes of shared memory (device max %d)",
-                                  name, smem, cd->smem_optin);
-        cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
-    }
+    if ((int)smem > cd->smem_optin)
+        return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "cuda: %s needs %u bytes of shared memory (device max %d)", name,
+                              smem, cd->smem_optin);
+    /* past 48 KB in all (static included) a kernel must opt in; the static
+     * part is not known here, so any large dynamic request opts in */
+    if (smem > 16 * 1024) cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
     CUresult r;
     if (cd->pdl && pdl_source(source)) {
         /* programmatic dependent launch: this grid may be scheduled while the
