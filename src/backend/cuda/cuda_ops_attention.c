@@ -42,18 +42,6 @@ typedef struct {
 #define DEC_PER_SM 3     /* target blocks of 4 warps per SM (H100 sweep in BENCHMARKS.md) */
 #define DEC_MAXSPLIT 256 /* attention.cu's DEC_MAXSPLIT */
 
-#define DEC_ST 3 /* attention.cu's DEC_ST */
-
-/* Dynamic shared memory of a decode instance: its cp.async stages,
- * DEC_NW * DEC_ST * 2 * U * 32 * NWD words, with U and NWD derived exactly as
- * in dec_body (attention.cu). */
-static unsigned dec_smem_bytes(mlxn_dtype dt, int dmax, int G) {
-    int esz = dt == MLXN_F32 ? 4 : 2, vec = 16 / esz, ev = G >= 8 ? vec / 2 : vec;
-    int epl = dmax / 32 > ev ? dmax / 32 : ev, nwd = epl * esz / 4;
-    int u0 = 16 / nwd > 0 ? 16 / nwd : 1, u = G >= 8 ? (u0 >= 4 ? u0 / 4 : 1) : u0;
-    return (unsigned)(DEC_THREADS / 32 * DEC_ST * 2 * u * 32 * nwd * 4);
-}
-
 static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax, int gb, int hgroups) {
     const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
     const mlxn_attention_params *p = &op->p.attn;
@@ -134,7 +122,7 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax
     a.softcap = p->softcap;
     void *args[] = {&a};
     return mlxn_cuda_launch(s, "attention.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups), (unsigned)T,
-                            DEC_THREADS, dec_smem_bytes(kc->dtype, dmax, gb), args);
+                            DEC_THREADS, 0, args);
 }
 
 /* Mirrors struct PfArgs in attention_prefill.cu. */

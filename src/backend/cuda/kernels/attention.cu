@@ -390,7 +390,6 @@ ATTN_INST_G(attn_bf16_d256, DT_BF16, 256)
 // ---------------------------------------------------------------- decode path
 
 #define DEC_NW 4          // warps per decode block
-#define DEC_ST 3          // key batches in flight per warp (cp.async stages; whole vectors only)
 #define DEC_MAXSPLIT 256  // most splits the combine step handles
 #define DEC_LOG2E 1.4426950408889634f
 
@@ -448,20 +447,6 @@ __device__ __forceinline__ void ld_raw(const void *base, i64 off, bool vec, bool
         }
     }
 }
-
-// cp.async of NB (4, 8 or 16) bytes, zero-filling when !valid
-template <int NB>
-__device__ __forceinline__ void cp_async_z(u32 *dst, const void *src, bool valid) {
-    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
-    const int n = valid ? NB : 0;
-    if (NB == 16)
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(n) : "memory");
-    else
-        asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;" ::"r"(d), "l"(src), "n"(NB), "r"(n) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory"); }
 
 template <int DT>
 __device__ __forceinline__ float raw_f(const u32 *w, int e) {
@@ -553,67 +538,20 @@ __device__ void dec_body(const DecArgs &a) {
         for (int e = 0; e < EPL; e++) acc[g][e] = 0.0f;
     }
     const i64 hoff = (i64)kvh * a.C;
-    // whole-vector rows stream through DEC_ST shared-memory stages per warp
-    // (cp.async, DEC_ST - 1 batches ahead; each lane reads back only what it
-    // copied, so no barrier); other rows load straight into registers.
-    // Dynamic shared memory: DEC_NW * DEC_ST * 2 * U * 32 * NWD words (the
-    // launcher's dec_smem_bytes).
-    extern __shared__ __align__(16) u32 dec_stage[];
-    constexpr int NB = NWD * 4 > 16 ? 16 : NWD * 4; // bytes per cp.async
-    u32 *stage = dec_stage + (i64)warp * DEC_ST * 2 * U * 32 * NWD;
-    auto stage_at = [&](int st, int kv, int u) { return stage + (((st * 2 + kv) * U + u) * 32 + lane) * NWD; };
-    auto issue = [&](i64 b, int st) { // batch b into stage st, zeros past c1 / past D
-        if (b <= c1) {
+    for (i64 b0 = c0 + warp * KPW; b0 <= c1; b0 += KPB) {
+        u32 kr[U][NWD], vr[U][NWD];
 #pragma unroll
-            for (int u = 0; u < U; u++) {
-                const i64 kp = b + u * KPS + kk;
-                const bool ok = kp <= c1 && act;
-                i64 slot = ok ? kp - lo + r0 : 0;
+        for (int u = 0; u < U; u++) {
+            const i64 kp = b0 + u * KPS + kk;
+            if (kp <= c1) {
+                i64 slot = kp - lo + r0;
                 if (slot >= a.C) slot -= a.C;
                 const i64 off = (hoff + slot) * a.D + d0;
-                const char *ks = (const char *)a.k + off * ESZ, *vs = (const char *)a.v + off * ESZ;
+                ld_raw<DT, NWD>(a.k, off, a.full, act, d0, a.D, kr[u]);
+                ld_raw<DT, NWD>(a.v, off, a.full, act, d0, a.D, vr[u]);
+            } else {
 #pragma unroll
-                for (int i = 0; i < NWD * 4 / NB; i++) {
-                    cp_async_z<NB>(stage_at(st, 0, u) + i * (NB / 4), ks + i * NB, ok);
-                    cp_async_z<NB>(stage_at(st, 1, u) + i * (NB / 4), vs + i * NB, ok);
-                }
-            }
-        }
-        cp_async_commit(); // (empty past c1: keeps the group count per batch)
-    };
-    const bool piped = a.full;
-    if (piped) {
-#pragma unroll
-        for (int st = 0; st < DEC_ST - 1; st++) issue(c0 + warp * KPW + (i64)st * KPB, st);
-    }
-    int it = 0;
-    for (i64 b0 = c0 + warp * KPW; b0 <= c1; b0 += KPB, it++) {
-        u32 kr[U][NWD], vr[U][NWD];
-        if (piped) {
-            issue(b0 + (i64)(DEC_ST - 1) * KPB, (it + DEC_ST - 1) % DEC_ST);
-            cp_async_wait<DEC_ST - 1>(); // this batch's group has landed
-            const int st = it % DEC_ST;
-#pragma unroll
-            for (int u = 0; u < U; u++)
-#pragma unroll
-                for (int i = 0; i < NWD; i++) {
-                    kr[u][i] = stage_at(st, 0, u)[i];
-                    vr[u][i] = stage_at(st, 1, u)[i];
-                }
-        } else {
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                const i64 kp = b0 + u * KPS + kk;
-                if (kp <= c1) {
-                    i64 slot = kp - lo + r0;
-                    if (slot >= a.C) slot -= a.C;
-                    const i64 off = (hoff + slot) * a.D + d0;
-                    ld_raw<DT, NWD>(a.k, off, a.full, act, d0, a.D, kr[u]);
-                    ld_raw<DT, NWD>(a.v, off, a.full, act, d0, a.D, vr[u]);
-                } else {
-#pragma unroll
-                    for (int i = 0; i < NWD; i++) kr[u][i] = vr[u][i] = 0u;
-                }
+                for (int i = 0; i < NWD; i++) kr[u][i] = vr[u][i] = 0u;
             }
         }
         // scores (log2 domain), summed over the LPK lanes of each key
@@ -678,8 +616,6 @@ __device__ void dec_body(const DecArgs &a) {
             }
         }
     }
-
-    if (piped) cp_async_wait<0>(); // nothing in flight past the loop
 
     // merge the NGRP lane groups: block max M, sum L, acc rescaled into s_acc
     const int grp = warp * KPS + kk;
