@@ -191,6 +191,19 @@ static void test_norms(void) {
         }
 }
 
+/* Llama-3 (factor 8, low/high 1/4, original 8192) or linear (factor 4) frequency scaling. */
+static void rope_scaling(mlxn_rope_params *p, int scaling) {
+    p->scaling = (mlxn_rope_scaling)scaling;
+    if (scaling == MLXN_ROPE_SCALING_LLAMA3) {
+        p->factor = 8;
+        p->low_freq_factor = 1;
+        p->high_freq_factor = 4;
+        p->original_max_pos = 8192;
+    } else if (scaling == MLXN_ROPE_SCALING_LINEAR) {
+        p->factor = 4;
+    }
+}
+
 static void test_rope(void) {
     int64_t sh[3] = {5, 3, 64}, T = 5;
     int32_t posv[5] = {0, 1, 17, 4095, 70000};
@@ -202,16 +215,7 @@ static void test_rope(void) {
             p.mode = cfg & 1 ? MLXN_ROPE_HALF_SPLIT : MLXN_ROPE_ADJACENT;
             p.rot_dims = cfg == 2 ? 32 : 64;
             p.theta = cfg >= 3 ? 500000.0f : 10000.0f;
-            if (cfg == 3) {
-                p.scaling = MLXN_ROPE_SCALING_LLAMA3;
-                p.factor = 8;
-                p.low_freq_factor = 1;
-                p.high_freq_factor = 4;
-                p.original_max_pos = 8192;
-            } else if (cfg == 4) {
-                p.scaling = MLXN_ROPE_SCALING_LINEAR;
-                p.factor = 4;
-            }
+            rope_scaling(&p, cfg == 3 ? MLXN_ROPE_SCALING_LLAMA3 : cfg == 4 ? MLXN_ROPE_SCALING_LINEAR : 0);
             pb x = pb_rand(dt, 3, sh, -1, 1), y = pb_f(dt, 3, sh, NULL);
             BOTH(mlxn_rope(s, X(x), X(pos), &p, X(y)));
             char w[96];
@@ -674,16 +678,7 @@ static void test_rope_kv_append(void) {
         p.mode = cfg & 1 ? MLXN_ROPE_HALF_SPLIT : MLXN_ROPE_ADJACENT;
         p.rot_dims = cfg == 1 ? 32 : 0;
         p.theta = cfg == 2 ? 500000.0f : 10000.0f;
-        if (cfg == 2) {
-            p.scaling = MLXN_ROPE_SCALING_LLAMA3;
-            p.factor = 8;
-            p.low_freq_factor = 1;
-            p.high_freq_factor = 4;
-            p.original_max_pos = 8192;
-        } else if (cfg == 3) {
-            p.scaling = MLXN_ROPE_SCALING_LINEAR;
-            p.factor = 4;
-        }
+        rope_scaling(&p, cfg == 2 ? MLXN_ROPE_SCALING_LLAMA3 : cfg == 3 ? MLXN_ROPE_SCALING_LINEAR : 0);
         mlxn_dtype kcdt = k_fdt[(cfg + 1) % 3], vcdt = k_fdt[cfg % 3], vdt = cfg == 3 ? MLXN_BF16 : MLXN_F32;
         int64_t qs[3] = {T, Hq, D}, ks[3] = {T, Hkv, D}, cs[3] = {Hkv, C, D};
         pb pos = pb_raw(MLXN_I32, 1, &T, pv);
