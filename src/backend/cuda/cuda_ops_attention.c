@@ -6,7 +6,7 @@
  * else attn_prep + the general attn_* kernel) and the instance (cache dtype,
  * head-dim bound 64/128/256, GQA group 1/2/4/8 per block), sizes the split-K
  * grid from the cache capacity C and the number of (query row, KV head group)
- * pairs (decode: ~3 blocks of 4 warps per SM, chunks of whole 64-key units;
+ * pairs (decode: 3-4 blocks of 4 warps per SM, chunks of whole 64-key units;
  * general: ~2 blocks of 8 warps per SM, whole 256-key tiles), and lays out
  * the per-split partials in session scratch. The grid never depends on
  * positions (they are read on the device), so a captured graph replays for
@@ -39,7 +39,10 @@ typedef struct {
 #define DEC_TMAX 4       /* decode path for T <= this */
 #define DEC_THREADS 128  /* attention.cu's DEC_NW warps */
 #define DEC_UNIT 64      /* chunk granularity (keys) */
-#define DEC_PER_SM 3     /* target blocks of 4 warps per SM (H100 sweep in BENCHMARKS.md) */
+/* target blocks of 4 warps per SM: 4 for caches up to 8192 slots, else 3
+ * (H100, hd 128, 32/8 heads, µs at 3 vs 4: 4k 22.9 vs 20.6, 8k 35.2 vs 29.0,
+ * 16k 48.6 vs 68.2 — chunks round to whole 64-key units) */
+#define DEC_PER_SM(C) ((C) <= 8192 ? 4 : 3)
 #define DEC_MAXSPLIT 256 /* attention.cu's DEC_MAXSPLIT */
 
 static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax, int gb, int hgroups) {
@@ -71,7 +74,7 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax
                               (long long)pairs, MLXN_CUDA_COUNTERS);
     /* splits: ~DEC_PER_SM blocks per SM over all pairs, chunks of whole
      * DEC_UNIT keys, at most DEC_MAXSPLIT splits */
-    int per_sm = DEC_PER_SM;
+    int per_sm = DEC_PER_SM(C);
     const char *eb = getenv("MLXN_CUDA_ATTN_BPS"); /* tuning: target blocks per SM (1..32) */
     if (eb && atoi(eb) >= 1 && atoi(eb) <= 32) per_sm = atoi(eb);
     int64_t want = ((int64_t)cd->sm_count * per_sm + pairs - 1) / pairs;
