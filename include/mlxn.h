@@ -328,12 +328,6 @@ MLXN_API mlxn_status mlxn_embedding(mlxn_session *s, const mlxn_weight *w, const
                                     mlxn_buffer *y);
 /* y [M, N] f32 = x [M, K] f32 · Wᵀ, W [N, K] any weight format. */
 MLXN_API mlxn_status mlxn_matmul(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w, mlxn_buffer *y);
-/* The SwiGLU down projection as one op: y [M, N] f32 = (silu(gate) * up) · Wᵀ,
- * gate and up [M, K] f32, W [N, K]. gate is scratch: backends without a fused
- * kernel (and CUDA outside its one-row fast formats) write silu(gate) * up
- * into it, so its contents afterwards are unspecified. */
-MLXN_API mlxn_status mlxn_matmul_silu_mul(mlxn_session *s, mlxn_buffer *gate, const mlxn_buffer *up,
-                                          const mlxn_weight *w, mlxn_buffer *y);
 /* y [N, K] (f32, f16 or bf16) = W dequantized. */
 MLXN_API mlxn_status mlxn_dequantize(mlxn_session *s, const mlxn_weight *w, mlxn_buffer *y);
 

@@ -347,22 +347,6 @@ static void test_weight_op_errors(void) {
     CHECK_ERR(mlxn_matmul(S, x, w, B2(MLXN_BF16, 3, 16)), MLXN_ERR_DTYPE, "matmul: y must be f32, got bf16");
     CHECK_ERR(mlxn_matmul(S, B1(MLXN_F32, 32), w, y), MLXN_ERR_SHAPE, "matmul: x must be 2-D, got shape [32]");
     CHECK_ERR(mlxn_matmul(S, bufd(D, MLXN_F32, 2, 0, 32, 0, 0), w, y), MLXN_ERR_SHAPE, "matmul: x has a zero dim");
-    {
-        mlxn_buffer *up = B2(MLXN_F32, 3, 32), *g = B2(MLXN_F32, 3, 32);
-        CHECK_OK(mlxn_matmul_silu_mul(S, g, up, w, y));
-        CHECK_ERR(mlxn_matmul_silu_mul(NULL, g, up, w, y), MLXN_ERR_INVALID_ARG, "matmul_silu_mul: session is NULL");
-        CHECK_ERR(mlxn_matmul_silu_mul(S, g, NULL, w, y), MLXN_ERR_INVALID_ARG, "matmul_silu_mul: up is NULL");
-        CHECK_ERR(mlxn_matmul_silu_mul(S, g, up, NULL, y), MLXN_ERR_INVALID_ARG, "matmul_silu_mul: weight is NULL");
-        CHECK_ERR(mlxn_matmul_silu_mul(S, g, B2(MLXN_F32, 3, 31), w, y), MLXN_ERR_SHAPE,
-                  "matmul_silu_mul: up shape [3, 31] does not match gate shape [3, 32]");
-        CHECK_ERR(mlxn_matmul_silu_mul(S, B2(MLXN_F32, 3, 31), B2(MLXN_F32, 3, 31), w, y), MLXN_ERR_SHAPE,
-                  "matmul_silu_mul: gate's last dim 31 does not match weight 'w' cols 32");
-        CHECK_ERR(mlxn_matmul_silu_mul(S, g, B2(MLXN_F16, 3, 32), w, y), MLXN_ERR_DTYPE,
-                  "matmul_silu_mul: up must be f32, got f16");
-        CHECK_ERR(mlxn_matmul_silu_mul(S, g, up, w, B2(MLXN_F32, 3, 15)), MLXN_ERR_SHAPE,
-                  "matmul_silu_mul: y shape [3, 15], expected [M, N] = [3, 16]");
-        CHECK_ERR(mlxn_matmul_silu_mul(S, g, g, w, y), MLXN_ERR_INVALID_ARG, "matmul_silu_mul: up");
-    }
     CHECK_ERR(mlxn_embedding(S, w, bufd(D, MLXN_F32, 1, 3, 0, 0, 0), e), MLXN_ERR_DTYPE, "embedding: ids must be i32, got f32");
     CHECK_ERR(mlxn_embedding(S, w, ids, B2(MLXN_F32, 3, 31)), MLXN_ERR_SHAPE, "embedding: y shape [3, 31], expected [T, K] = [3, 32]");
     CHECK_ERR(mlxn_embedding(S, w, ids, B2(MLXN_I32, 3, 32)), MLXN_ERR_DTYPE, "embedding: y must be f32, f16 or bf16, got i32");

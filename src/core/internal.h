@@ -141,7 +141,6 @@ typedef enum mlxn_op_kind {
     MLXN_OP_KV_APPEND,
     MLXN_OP_IM2COL_2D_3CH,
     MLXN_OP_ROPE_KV_APPEND,
-    MLXN_OP_MATMUL_SILU_MUL,
     MLXN_OP_COUNT
 } mlxn_op_kind;
 
@@ -171,8 +170,6 @@ const char *mlxn_op_name(mlxn_op_kind k);
  *  ROPE_KV_APPEND:     in[0]=q, in[1]=k (both rotated in place), in[2]=v, in[3]=positions, p.rope (rot_dims
  *                      resolved), i[0]=ring, out[0]=k_cache, out[1]=v_cache. Optional: without a backend
  *                      kernel the op layer runs rope, rope, kv_append, kv_append.
- *  MATMUL_SILU_MUL:    w, in[0]=gate (may be overwritten), in[1]=up, out[0]=y. Optional: without a
- *                      backend kernel the op layer runs silu_mul (into gate), matmul.
  * Validation guarantees the shapes/dtypes documented in mlxn.h. */
 typedef struct mlxn_op {
     mlxn_op_kind kind;

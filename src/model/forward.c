@@ -17,9 +17,7 @@
  * read from device buffers, so one recorded decode step can be replayed with
  * new values (CUDA graphs). When the model was loaded with fusion, the
  * one-row step computes q|k|v and gate|up with one matmul each (views into
- * one buffer), and SiLU·mul is folded into the down projection
- * (mlxn_matmul_silu_mul). RoPE and the cache writes are one op
- * (mlxn_rope_kv_append). */
+ * one buffer). RoPE and the cache writes are one op (mlxn_rope_kv_append). */
 #include "model/model.h"
 
 #include <math.h>
@@ -298,13 +296,13 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
         MLXN_TRY(mlxn_rms_norm_residual(s, v->o, v->x, L->ffn_norm, eps, v->x, v->h)); // x += attn
         if (n == 1 && L->wgu && f->gu) {
             MLXN_TRY(mlxn_matmul(s, v->h, L->wgu, f->gu));                  // [1, 2*ff]
-            MLXN_TRY(mlxn_matmul_silu_mul(s, f->gate, f->up, L->w_down, v->down)); // [1, d]
+            MLXN_TRY(mlxn_silu_mul(s, f->gate, f->up, v->gate));            // [1, ff]
         } else {
             MLXN_TRY(mlxn_matmul(s, v->h, L->w_gate, v->gate));             // [n, ff]
             MLXN_TRY(mlxn_matmul(s, v->h, L->w_up, v->up));                 // [n, ff]
             MLXN_TRY(mlxn_silu_mul(s, v->gate, v->up, v->gate));
-            MLXN_TRY(mlxn_matmul(s, v->gate, L->w_down, v->down));          // [n, d]
         }
+        MLXN_TRY(mlxn_matmul(s, v->gate, L->w_down, v->down));              // [n, d]
     }
     if (all_logits) {
         MLXN_TRY(mlxn_rms_norm_residual(s, v->down, v->x, m->out_norm, eps, v->x, v->h));

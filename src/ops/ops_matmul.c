@@ -1,6 +1,5 @@
 /* ops_matmul.c — validation and dispatch for the ops that take a weight:
- * mlxn_matmul (y [M, N] f32 = x [M, K] f32 · Wᵀ), mlxn_matmul_silu_mul (the
- * same with x = silu(gate) * up, fused where the backend can), mlxn_embedding (gather rows
+ * mlxn_matmul (y [M, N] f32 = x [M, K] f32 · Wᵀ), mlxn_embedding (gather rows
  * of W by i32 ids) and mlxn_dequantize (W -> dense [N, K]). The weight's own
  * format parameters were validated by mlxn_weight_create; here we check that
  * it lives on the session's device and that the activations fit it. */
@@ -49,40 +48,6 @@ mlxn_status mlxn_matmul(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight
     MLXN_TRY(mlxn_opv_alias(op, "y", y, "x", x, 0));
     MLXN_TRY(check_weight_alias(op, "y", y, w));
     mlxn_op o = {.kind = MLXN_OP_MATMUL, .w = w, .in = {x}, .out = {y}};
-    return mlxn_dispatch(s, &o);
-}
-
-mlxn_status mlxn_matmul_silu_mul(mlxn_session *s, mlxn_buffer *gate, const mlxn_buffer *up, const mlxn_weight *w,
-                                 mlxn_buffer *y) {
-    const char *op = "matmul_silu_mul";
-    MLXN_TRY(mlxn_opv_session(op, s));
-    MLXN_TRY(check_weight(op, s, w));
-    MLXN_TRY(mlxn_opv_buf(op, s, "gate", gate));
-    MLXN_TRY(mlxn_opv_buf(op, s, "up", up));
-    MLXN_TRY(mlxn_opv_buf(op, s, "y", y));
-    MLXN_TRY(mlxn_opv_dtype(op, "gate", gate, MLXN_F32));
-    MLXN_TRY(mlxn_opv_dtype(op, "up", up, MLXN_F32));
-    MLXN_TRY(mlxn_opv_dtype(op, "y", y, MLXN_F32));
-    MLXN_TRY(mlxn_opv_ndim(op, "gate", gate, 2));
-    MLXN_TRY(mlxn_opv_same_shape(op, "gate", gate, "up", up));
-    int64_t M = gate->shape[0], K = gate->shape[1], N = w->desc.rows;
-    if (K != w->desc.cols)
-        return mlxn_set_error(MLXN_ERR_SHAPE,
-                              "matmul_silu_mul: gate's last dim %lld does not match weight '%s' cols %lld (W is [%lld, %lld])",
-                              (long long)K, w->desc.name, (long long)w->desc.cols, (long long)w->desc.rows,
-                              (long long)w->desc.cols);
-    int64_t ys[2] = {M, N};
-    MLXN_TRY(mlxn_opv_shape(op, "y", y, 2, ys, "[M, N] ="));
-    MLXN_TRY(mlxn_opv_alias(op, "up", up, "gate", gate, 0));
-    MLXN_TRY(mlxn_opv_alias(op, "y", y, "gate", gate, 0));
-    MLXN_TRY(mlxn_opv_alias(op, "y", y, "up", up, 0));
-    MLXN_TRY(check_weight_alias(op, "y", y, w));
-    MLXN_TRY(check_weight_alias(op, "gate", gate, w));
-    if (!s->device->ops->op[MLXN_OP_MATMUL_SILU_MUL]) { /* no fused kernel: the two ops */
-        MLXN_TRY(mlxn_silu_mul(s, gate, up, gate));
-        return mlxn_matmul(s, gate, w, y);
-    }
-    mlxn_op o = {.kind = MLXN_OP_MATMUL_SILU_MUL, .w = w, .in = {gate, up}, .out = {y}};
     return mlxn_dispatch(s, &o);
 }
 

@@ -261,39 +261,3 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     *done = 1;
     return MLXN_OK;
 }
-
-/* mlxn_matmul_silu_mul: one row of x in MLX 4/8-bit (2-byte scales), Q4_0,
- * Q4_1 or Q8_0 takes the b1 kernel's SwiGLU twin (matvec.cu "mv_*_s1": x =
- * silu(gate) * up computed as it is loaded); anything else, or env
- * MLXN_CUDA_SWIGLU=0, runs silu_mul into gate and then the matmul. */
-mlxn_status mlxn_cuda_op_matmul_silu_mul(mlxn_session *s, const mlxn_op *op) {
-    const mlxn_weight *w = op->w;
-    const mlxn_weight_desc *d = &w->desc;
-    const mlxn_buffer *gb = op->in[0], *ub = op->in[1];
-    int64_t M = gb->shape[0], K = d->cols, N = d->rows;
-    CUdeviceptr g = mlxn_cuda_addr(gb), u = mlxn_cuda_addr(ub), y = mlxn_cuda_addr(op->out[0]);
-    CUdeviceptr data = mlxn_cuda_addr(d->data);
-    const char *e = getenv("MLXN_CUDA_SWIGLU");
-    const char *kname = NULL;
-    if (M == 1 && g % 16 == 0 && u % 16 == 0 && K % 4 == 0 && mv_set(w, data) && !(e && e[0] == '0') &&
-        (N + 7) / 8 <= 0x7fffffff) {
-        if (d->format == MLXN_WEIGHT_MLX_AFFINE && d->scales->dtype != MLXN_F32)
-            kname = d->bits == 4 ? "mv_mlx4_s1" : "mv_mlx8_s1";
-        else if (d->format == MLXN_WEIGHT_GGUF)
-            kname = d->gguf_type == MLXN_GGUF_Q4_0 ? "mv_q4_0_s1"
-                    : d->gguf_type == MLXN_GGUF_Q4_1 ? "mv_q4_1_s1"
-                    : d->gguf_type == MLXN_GGUF_Q8_0 ? "mv_q8_0_s1"
-                                                     : NULL;
-    }
-    if (!kname) {
-        mlxn_op a = {.kind = MLXN_OP_SILU_MUL, .in = {gb, ub}, .out = {(mlxn_buffer *)gb}};
-        MLXN_TRY(mlxn_cuda_op_elementwise(s, &a));
-        mlxn_op m = {.kind = MLXN_OP_MATMUL, .w = w, .in = {gb}, .out = {op->out[0]}};
-        return mlxn_cuda_op_matmul(s, &m);
-    }
-    wparams_mv p = wparams_of(w, data);
-    int Mi = (int)M;
-    long long Nl = N;
-    void *args[] = {&p, &g, &u, &y, &Mi, &Nl};
-    return mlxn_cuda_launch(s, "matvec.cu", kname, (unsigned)((N + 7) / 8), 1, 1, 128, 0, args);
-}

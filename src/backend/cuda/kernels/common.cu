@@ -70,10 +70,6 @@ __device__ __forceinline__ float round_dt(int dt, float v) {
     return __uint_as_float(((u32)f2bf(v)) << 16);
 }
 
-// SiLU as the silu / silu_mul kernels compute it (matvec.cu's fused SwiGLU
-// input uses the same function, so both paths give the same x)
-__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -14,6 +14,7 @@
 #define EW_GELU_MUL 6
 #define EW_SOFTCAP 7
 
+__device__ __forceinline__ float silu_f(float x) { return x / (1.0f + expf(-x)); }
 __device__ __forceinline__ float gelu_f(float x, int kind) {
     if (kind == 0) return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
     const float c = 0.7978845608028654f; // sqrt(2/pi)

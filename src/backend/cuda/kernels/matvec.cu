@@ -33,15 +33,6 @@ __device__ __forceinline__ float bytef(u32 v, u32 sel) {
 
 // x[m][k .. k+3] as a float4 through L1
 __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((const float4 *)(x + off)); }
-// The same for the SWI kernels (mlxn_matmul_silu_mul): x = silu(gate) * up,
-// gate at x, up at u (SWI = 0: plain ldx4).
-template <int SWI>
-__device__ __forceinline__ float4 ldxs(const float *x, const float *u, i64 off) {
-    const float4 g = ldx4(x, off);
-    if (!SWI) return g;
-    const float4 v = ldx4(u, off);
-    return make_float4(silu_f(g.x) * v.x, silu_f(g.y) * v.y, silu_f(g.z) * v.z, silu_f(g.w) * v.w);
-}
 
 // Sums each thread's partials over its row group of NT threads and writes
 // y[m0 + m, n0 + r]. NT == 32: a warp per row group (shuffles only); NT > 32:
@@ -100,8 +91,8 @@ __device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
 // latency overlaps the previous kernel's tail (weights never depend on it).
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
-template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0, int SWI = 0>
-__device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N, const float *xu = nullptr) {
+template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0>
+__device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int VALS = 128 / BITS; // values per 16-byte chunk
     const int lane = threadIdx.x % NT; // this thread's place in its row group
     const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
@@ -169,7 +160,6 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
         for (int m = 0; m < MT; m++) {
             if (m >= mt) break;
             const float *xr = x + (i64)(m0 + m) * w.K + k0;
-            const float *ur = SWI ? xu + (i64)(m0 + m) * w.K + k0 : xr;
             float dot[RW];
 #pragma unroll
             for (int r = 0; r < RW; r++) dot[r] = 0.0f;
@@ -177,7 +167,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
 #pragma unroll
             for (int wi = 0; wi < 4; wi++) {
                 if (BITS == 4) {
-                    float4 xa = ldxs<SWI>(xr, ur, wi * 8), xb = ldxs<SWI>(xr, ur, wi * 8 + 4);
+                    float4 xa = ldx4(xr, wi * 8), xb = ldx4(xr, wi * 8 + 4);
                     sx += (xa.x + xa.y) + (xa.z + xa.w) + (xb.x + xb.y) + (xb.z + xb.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -195,7 +185,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
                         dot[r] = d;
                     }
                 } else {
-                    float4 xa = ldxs<SWI>(xr, ur, wi * 4);
+                    float4 xa = ldx4(xr, wi * 4);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -304,8 +294,8 @@ __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
 }
 
 // EW: early weight loads, as in mv_mlx_body.
-template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0, int SWI = 0>
-__device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N, const float *xu = nullptr) {
+template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0>
+__device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N) {
     const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
     const int QO = TYPE == GG_Q4_1 ? 4 : 2; // byte offset of the quants in a block
     const bool NIB = TYPE != GG_Q8_0;        // 4-bit quants
@@ -365,7 +355,6 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
         for (int m = 0; m < MT; m++) {
             if (m >= mt) break;
             const float *xr = x + (i64)(m0 + m) * w.K + k0;
-            const float *ur = SWI ? xu + (i64)(m0 + m) * w.K + k0 : xr;
             float dot[RW];
 #pragma unroll
             for (int r = 0; r < RW; r++) dot[r] = 0.0f;
@@ -373,7 +362,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             if (NIB) {
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    float4 xl = ldxs<SWI>(xr, ur, 4 * i), xh = ldxs<SWI>(xr, ur, 16 + 4 * i);
+                    float4 xl = ldx4(xr, 4 * i), xh = ldx4(xr, 16 + 4 * i);
                     sx += (xl.x + xl.y) + (xl.z + xl.w) + (xh.x + xh.y) + (xh.z + xh.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -400,7 +389,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             } else {
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
-                    float4 xa = ldxs<SWI>(xr, ur, 4 * i);
+                    float4 xa = ldx4(xr, 4 * i);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -653,14 +642,6 @@ __device__ void mv_q6k_body(const WP &w, const float *x, float *y, int M, i64 N)
         PDL_LAUNCH();                                                                                      \
         BODY<__VA_ARGS__>(w, x, y, M, N);                                                                  \
     }
-// MVXS: one-row SwiGLU kernels (mlxn_matmul_silu_mul): x = silu(gate) * up,
-// early weight loads; BODY's last two template arguments are EW = 1, SWI = 1.
-#define MVXS(NAME, MINB, BODY, ...)                                                                          \
-    extern "C" __global__ void __launch_bounds__(MV_THREADS, MINB)                                         \
-        NAME(WP w, const float *gate, const float *up, float *y, int M, i64 N) {                           \
-        PDL_LAUNCH();                                                                                      \
-        BODY<__VA_ARGS__>(w, gate, y, M, N, up);                                                           \
-    }
 #define MV_SET_NARROW(MT)                                                     \
     MVK(mv_mlx4_m##MT, mv_mlx_body, 4, MT, 2, 32)                             \
     MVK(mv_mlx8_m##MT, mv_mlx_body, 8, MT, 2, 32)                             \
@@ -693,11 +674,6 @@ MVXE(mv_mlx8_b1, 4, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1, 1)
 MVXE(mv_q4_0_b1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1, 1)
 MVXE(mv_q4_1_b1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1, 1)
 MVXE(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
-MVXS(mv_mlx4_s1, 4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1, 1, 1)
-MVXS(mv_mlx8_s1, 4, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1, 1, 1)
-MVXS(mv_q4_0_s1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1, 1, 1)
-MVXS(mv_q4_1_s1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1, 1, 1)
-MVXS(mv_q8_0_s1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1, 1)
 MV_SET(2)
 MV_SET(4)
 MV_SET(8)
