@@ -436,8 +436,13 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
         return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "cuda: %s needs %u bytes of shared memory (device max %d)", name,
                               smem, cd->smem_optin);
     /* past 48 KB in all (static included) a kernel must opt in; the static
-     * part is not known here, so any large dynamic request opts in */
-    if (smem > 16 * 1024) cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
+     * part is not known here, so any large dynamic request opts in, and asks
+     * for the largest shared-memory carveout (a hint: such kernels run
+     * several blocks of tens of KB per SM) */
+    if (smem > 16 * 1024) {
+        cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
+        cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+    }
     CUresult r;
     if (cd->pdl && pdl_source(source)) {
         /* programmatic dependent launch: this grid may be scheduled while the

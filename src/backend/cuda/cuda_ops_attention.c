@@ -36,6 +36,13 @@ typedef struct {
     float scale, softcap;
 } attn_dec_args;
 
+/* Kernel names of a family (attention.cu's ATTN_ALL), as string literals
+ * (the registry keys kernels by these pointers): [cache dtype f32/f16/bf16]
+ * [head-dim bound 64/128/256][query heads per block 1/2/4/8]. */
+#define ATTN_G4(P) {P "_g1", P "_g2", P "_g4", P "_g8"}
+#define ATTN_D3(P) {ATTN_G4(P "_d64"), ATTN_G4(P "_d128"), ATTN_G4(P "_d256")}
+#define ATTN_NAMES(P) {ATTN_D3(P "_f32"), ATTN_D3(P "_f16"), ATTN_D3(P "_bf16")}
+
 #define DEC_TMAX 4       /* decode path for T <= this */
 #define DEC_THREADS 128  /* attention.cu's DEC_NW warps */
 #define DEC_UNIT 64      /* chunk granularity (keys) */
@@ -53,16 +60,7 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax
     int T = (int)q->shape[0], Hq = (int)q->shape[1], D = (int)q->shape[2];
     int Hkv = (int)kc->shape[0];
     int64_t C = kc->shape[1];
-    static const char *const names[3][3][4] = {
-        {{"attn_dec_f32_d64_g1", "attn_dec_f32_d64_g2", "attn_dec_f32_d64_g4", "attn_dec_f32_d64_g8"},
-         {"attn_dec_f32_d128_g1", "attn_dec_f32_d128_g2", "attn_dec_f32_d128_g4", "attn_dec_f32_d128_g8"},
-         {"attn_dec_f32_d256_g1", "attn_dec_f32_d256_g2", "attn_dec_f32_d256_g4", "attn_dec_f32_d256_g8"}},
-        {{"attn_dec_f16_d64_g1", "attn_dec_f16_d64_g2", "attn_dec_f16_d64_g4", "attn_dec_f16_d64_g8"},
-         {"attn_dec_f16_d128_g1", "attn_dec_f16_d128_g2", "attn_dec_f16_d128_g4", "attn_dec_f16_d128_g8"},
-         {"attn_dec_f16_d256_g1", "attn_dec_f16_d256_g2", "attn_dec_f16_d256_g4", "attn_dec_f16_d256_g8"}},
-        {{"attn_dec_bf16_d64_g1", "attn_dec_bf16_d64_g2", "attn_dec_bf16_d64_g4", "attn_dec_bf16_d64_g8"},
-         {"attn_dec_bf16_d128_g1", "attn_dec_bf16_d128_g2", "attn_dec_bf16_d128_g4", "attn_dec_bf16_d128_g8"},
-         {"attn_dec_bf16_d256_g1", "attn_dec_bf16_d256_g2", "attn_dec_bf16_d256_g4", "attn_dec_bf16_d256_g8"}}};
+    static const char *const names[3][3][4] = ATTN_NAMES("attn_dec");
     int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
     int dmi = dmax == 64 ? 0 : dmax == 128 ? 1 : 2;
     int gi = gb == 1 ? 0 : gb == 2 ? 1 : gb == 4 ? 2 : 3;
@@ -200,12 +198,8 @@ static mlxn_status attention_prefill(mlxn_session *s, const mlxn_op *op, int *do
     a.nsm = eo && strcmp(eo, "plain") == 0 ? 0 : cd->sm_count;
     a.scale = p->scale;
     a.softcap = p->softcap;
-    /* two blocks of ~85 KB per SM: ask for the largest shared-memory carveout
-     * (a hint; CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9) */
-    CUfunction fn;
-    cd->cu->cuCtxSetCurrent(cd->ctx);
-    MLXN_TRY(mlxn_cuda_get_function(cd, "attention_prefill.cu", kname, &fn));
-    cd->cu->cuFuncSetAttribute(fn, 9, 100);
+    /* two blocks of ~85 KB per SM (mlxn_cuda_launch opts in to the largest
+     * shared-memory carveout for dynamic requests of this size) */
     void *args[] = {&a};
     *done = 1;
     return mlxn_cuda_launch(s, "attention_prefill.cu", kname, (unsigned)nblk, 1, 1, PF_NT, smem, args);
@@ -249,16 +243,7 @@ mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
         if (st != MLXN_OK || done) return st;
     }
     /* string literals: the registry keys kernels by these pointers */
-    static const char *const names[3][3][4] = {
-        {{"attn_f32_d64_g1", "attn_f32_d64_g2", "attn_f32_d64_g4", "attn_f32_d64_g8"},
-         {"attn_f32_d128_g1", "attn_f32_d128_g2", "attn_f32_d128_g4", "attn_f32_d128_g8"},
-         {"attn_f32_d256_g1", "attn_f32_d256_g2", "attn_f32_d256_g4", "attn_f32_d256_g8"}},
-        {{"attn_f16_d64_g1", "attn_f16_d64_g2", "attn_f16_d64_g4", "attn_f16_d64_g8"},
-         {"attn_f16_d128_g1", "attn_f16_d128_g2", "attn_f16_d128_g4", "attn_f16_d128_g8"},
-         {"attn_f16_d256_g1", "attn_f16_d256_g2", "attn_f16_d256_g4", "attn_f16_d256_g8"}},
-        {{"attn_bf16_d64_g1", "attn_bf16_d64_g2", "attn_bf16_d64_g4", "attn_bf16_d64_g8"},
-         {"attn_bf16_d128_g1", "attn_bf16_d128_g2", "attn_bf16_d128_g4", "attn_bf16_d128_g8"},
-         {"attn_bf16_d256_g1", "attn_bf16_d256_g2", "attn_bf16_d256_g4", "attn_bf16_d256_g8"}}};
+    static const char *const names[3][3][4] = ATTN_NAMES("attn");
     int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
     int dmi = dmax == 64 ? 0 : dmax == 128 ? 1 : 2;
     int gi = gb == 1 ? 0 : gb == 2 ? 1 : gb == 4 ? 2 : 3;

@@ -377,15 +377,20 @@ __device__ void attn_body(const AttnArgs &a) {
     ATTN_INST(PFX##_g4, DT, DMAX, 4)        \
     ATTN_INST(PFX##_g8, DT, DMAX, 8)
 
-ATTN_INST_G(attn_f32_d64, DT_F32, 64)
-ATTN_INST_G(attn_f32_d128, DT_F32, 128)
-ATTN_INST_G(attn_f32_d256, DT_F32, 256)
-ATTN_INST_G(attn_f16_d64, DT_F16, 64)
-ATTN_INST_G(attn_f16_d128, DT_F16, 128)
-ATTN_INST_G(attn_f16_d256, DT_F16, 256)
-ATTN_INST_G(attn_bf16_d64, DT_BF16, 64)
-ATTN_INST_G(attn_bf16_d128, DT_BF16, 128)
-ATTN_INST_G(attn_bf16_d256, DT_BF16, 256)
+// The nine (cache dtype, head-dim bound) instance sets of a kernel family,
+// named PFX_<dtype>_d<bound>_g<heads> (cuda_ops_attention.c's ATTN_NAMES).
+#define ATTN_ALL(INST_G, PFX)               \
+    INST_G(PFX##_f32_d64, DT_F32, 64)       \
+    INST_G(PFX##_f32_d128, DT_F32, 128)     \
+    INST_G(PFX##_f32_d256, DT_F32, 256)     \
+    INST_G(PFX##_f16_d64, DT_F16, 64)       \
+    INST_G(PFX##_f16_d128, DT_F16, 128)     \
+    INST_G(PFX##_f16_d256, DT_F16, 256)     \
+    INST_G(PFX##_bf16_d64, DT_BF16, 64)     \
+    INST_G(PFX##_bf16_d128, DT_BF16, 128)   \
+    INST_G(PFX##_bf16_d256, DT_BF16, 256)
+
+ATTN_ALL(ATTN_INST_G, attn)
 
 // ---------------------------------------------------------------- decode path
 
@@ -761,12 +766,4 @@ __device__ void dec_body(const DecArgs &a) {
     DEC_INST(PFX##_g4, DT, DMAX, 4)  \
     DEC_INST(PFX##_g8, DT, DMAX, 8)
 
-DEC_INST_G(attn_dec_f32_d64, DT_F32, 64)
-DEC_INST_G(attn_dec_f32_d128, DT_F32, 128)
-DEC_INST_G(attn_dec_f32_d256, DT_F32, 256)
-DEC_INST_G(attn_dec_f16_d64, DT_F16, 64)
-DEC_INST_G(attn_dec_f16_d128, DT_F16, 128)
-DEC_INST_G(attn_dec_f16_d256, DT_F16, 256)
-DEC_INST_G(attn_dec_bf16_d64, DT_BF16, 64)
-DEC_INST_G(attn_dec_bf16_d128, DT_BF16, 128)
-DEC_INST_G(attn_dec_bf16_d256, DT_BF16, 256)
+ATTN_ALL(DEC_INST_G, attn_dec)
