@@ -328,6 +328,28 @@ MLXN_API mlxn_status mlxn_embedding(mlxn_session *s, const mlxn_weight *w, const
                                     mlxn_buffer *y);
 /* y [M, N] f32 = x [M, K] f32 · Wᵀ, W [N, K] any weight format. */
 MLXN_API mlxn_status mlxn_matmul(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w, mlxn_buffer *y);
+/* The decode step's matmul with its neighbours folded in:
+ *   y = epilogue(prologue(x) · Wᵀ), x [M, K] f32, W [R, K] any weight format.
+ * Prologue: with f->norm ([K] f32), x is RMS-normalised first, exactly
+ * mlxn_rms_norm(x, f->norm, f->norm_eps). Epilogue: with f->swiglu, W's rows
+ * are [gate; up] (R = 2N) and y [M, N] = silu(x·Wgateᵀ) * (x·Wupᵀ); else
+ * y [M, N = R]. With f->residual ([M, N] f32, may alias y, not x), y =
+ * residual + that. The results equal those separate ops (f32 rounding
+ * aside). Backends without a fused kernel for the case (CUDA fuses one row
+ * of x in MLX 4/8-bit, Q4_0, Q4_1 and Q8_0) run the separate ops through
+ * scratch the caller gives: x_scratch [M, K] f32 when norm is set,
+ * y_scratch [M, R] f32 when swiglu or residual is; their contents afterwards
+ * are unspecified. */
+typedef struct mlxn_matmul_fusion {
+    const mlxn_buffer *norm;     /* [K] f32 RMS-norm weight, or NULL */
+    float norm_eps;
+    int swiglu;                  /* 1: y = silu(gate) * up over W's two row halves */
+    const mlxn_buffer *residual; /* [M, N] f32 added to the result, or NULL */
+    mlxn_buffer *x_scratch;      /* [M, K] f32 (with norm) */
+    mlxn_buffer *y_scratch;      /* [M, R] f32 (with swiglu or residual) */
+} mlxn_matmul_fusion;
+MLXN_API mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w,
+                                       const mlxn_matmul_fusion *f, mlxn_buffer *y);
 /* y [N, K] (f32, f16 or bf16) = W dequantized. */
 MLXN_API mlxn_status mlxn_dequantize(mlxn_session *s, const mlxn_weight *w, mlxn_buffer *y);
 

@@ -485,6 +485,75 @@ static void test_matmul_all_formats(void) {
     }
 }
 
+/* mlxn_matmul_fused: CUDA's fused one-row kernels (MLX 4/8-bit, Q4_0, Q4_1,
+ * Q8_0) and its separate-op path (M = 3; MLX 3-bit, Q4_K, dense f16; and
+ * env MLXN_CUDA_FUSE=0) against the reference backend, which always runs the
+ * separate ops (rms_norm, matmul, silu_mul, add). Every mix of norm, swiglu
+ * and residual (aliasing y or not), on rows counts that leave partial row
+ * groups (swiglu halves of 37 and 65 rows). */
+static void test_matmul_fused(void) {
+    const wspec specs[] = {{"mlx_b4_g64_bf16", MLXN_WEIGHT_MLX_AFFINE, MLXN_BF16, 4, 64, 0},
+                           {"mlx_b4_g32_f16", MLXN_WEIGHT_MLX_AFFINE, MLXN_F16, 4, 32, 0},
+                           {"mlx_b8_g64_f16", MLXN_WEIGHT_MLX_AFFINE, MLXN_F16, 8, 64, 0},
+                           {"mlx_b3_g64_bf16", MLXN_WEIGHT_MLX_AFFINE, MLXN_BF16, 3, 64, 0},
+                           {"gguf_q4_0", MLXN_WEIGHT_GGUF, MLXN_F16, 0, 0, MLXN_GGUF_Q4_0},
+                           {"gguf_q4_1", MLXN_WEIGHT_GGUF, MLXN_F16, 0, 0, MLXN_GGUF_Q4_1},
+                           {"gguf_q8_0", MLXN_WEIGHT_GGUF, MLXN_F16, 0, 0, MLXN_GGUF_Q8_0},
+                           {"gguf_q4_k", MLXN_WEIGHT_GGUF, MLXN_F16, 0, 0, MLXN_GGUF_Q4_K},
+                           {"dense_f16", MLXN_WEIGHT_DENSE, MLXN_F16, 0, 0, 0}};
+    const int64_t shapes[2][2] = {{74, 576}, {130, 2048}}; /* rows R, K */
+    for (size_t si = 0; si < sizeof specs / sizeof specs[0]; si++) {
+        const wspec *sp = &specs[si];
+        for (int sh = 0; sh < 2; sh++) {
+            const int64_t R = shapes[sh][0], K = shapes[sh][1];
+            if (sp->gt == MLXN_GGUF_Q4_K && K % 256) continue;
+            wbytes wb;
+            make_wbytes(sp, R, K, &wb);
+            mlxn_buffer *hc[3], *hr[3];
+            mlxn_weight *wc = make_weight(g_cuda, sp, R, K, &wb, 0, hc), *wr = make_weight(g_ref, sp, R, K, &wb, 0, hr);
+            for (int mode = 1; mode < 8 && wc && wr; mode++) { /* bits: 1 norm, 2 swiglu, 4 residual */
+                for (int mi = 0; mi < 2; mi++) {
+                    const int64_t M = mi ? 3 : 1, N = mode & 2 ? R / 2 : R;
+                    const int alias = (mode & 4) && mi == 0; /* residual is y (the decode step's x += ...) */
+                    for (int nofuse = 0; nofuse < 1 + (mode == 7 && mi == 0); nofuse++) {
+                        int64_t xs[2] = {M, K}, ys[2] = {M, N}, rs[2] = {M, R}, ks = K;
+                        pb x = pb_rand(MLXN_F32, 2, xs, -1, 1), nw = pb_rand(MLXN_F32, 1, &ks, 0.5f, 1.5f);
+                        pb res = pb_rand(MLXN_F32, 2, ys, -2, 2), y = alias ? res : pb_f(MLXN_F32, 2, ys, NULL);
+                        pb xsc = pb_f(MLXN_F32, 2, xs, NULL), ysc = pb_f(MLXN_F32, 2, rs, NULL);
+                        if (nofuse) setenv("MLXN_CUDA_FUSE", "0", 1);
+                        for (int side_ = 0; side_ < 2; side_++) {
+                            mlxn_session *s = NULL;
+                            CHECK_OK(mlxn_session_begin(side_ ? g_ref : g_cuda, &s));
+                            if (!s) break;
+                            mlxn_matmul_fusion f = {.norm = mode & 1 ? X(nw) : NULL, .norm_eps = 1e-5f,
+                                                    .swiglu = (mode & 2) != 0, .residual = mode & 4 ? X(res) : NULL,
+                                                    .x_scratch = X(xsc), .y_scratch = X(ysc)};
+                            CHECK_OK(mlxn_matmul_fused(s, X(x), side_ ? wr : wc, &f, X(y)));
+                            CHECK_OK(mlxn_session_finish(s));
+                            mlxn_session_destroy(s);
+                        }
+                        unsetenv("MLXN_CUDA_FUSE");
+                        char w[160];
+                        snprintf(w, sizeof w, "matmul_fused %s R=%lld K=%lld M=%lld%s%s%s%s%s", sp->name, (long long)R,
+                                 (long long)K, (long long)M, mode & 1 ? " norm" : "", mode & 2 ? " swiglu" : "",
+                                 mode & 4 ? " residual" : "", alias ? " (in place)" : "", nofuse ? " FUSE=0" : "");
+                        cmp_f(w, y, 1e-9);
+                        pb_free(x);
+                        pb_free(nw);
+                        pb_free(res);
+                        if (!alias) pb_free(y);
+                        pb_free(xsc);
+                        pb_free(ysc);
+                    }
+                }
+            }
+            free_weight(wc, hc);
+            free_weight(wr, hr);
+            free_wbytes(&wb);
+        }
+    }
+}
+
 /* Large M (prefill): the bf16 tensor-core path where cuBLASLt is present, held
  * to the 1e-4 NMSE contract of the formats it serves. */
 static void test_matmul_large_m(void) {
@@ -972,6 +1041,7 @@ int main(void) {
     RUN(test_rope_kv_append);
     RUN(test_attention);
     RUN(test_matmul_all_formats);
+    RUN(test_matmul_fused);
     RUN(test_matmul_large_m);
     RUN(test_gemm_x_reuse);
     RUN(test_graph_replay);

@@ -363,6 +363,62 @@ static void test_weight_op_errors(void) {
     check_session_usable();
 }
 
+static void test_matmul_fused_errors(void) {
+    mlxn_buffer *wd = B2(MLXN_F32, 16, 32);
+    mlxn_weight_desc desc = {.format = MLXN_WEIGHT_DENSE, .rows = 16, .cols = 32, .data = wd, .name = "wgu"};
+    mlxn_weight *w = NULL;
+    CHECK_OK(mlxn_weight_create(&desc, &w));
+    if (!w) return;
+    mlxn_buffer *x = B2(MLXN_F32, 2, 32), *nw = B1(MLXN_F32, 32), *y = B2(MLXN_F32, 2, 8), *res = B2(MLXN_F32, 2, 8);
+    mlxn_buffer *xs = B2(MLXN_F32, 2, 32), *ys = B2(MLXN_F32, 2, 16);
+    mlxn_matmul_fusion f = {.norm = nw, .norm_eps = 1e-5f, .swiglu = 1, .residual = res, .x_scratch = xs, .y_scratch = ys};
+    CHECK_OK(mlxn_matmul_fused(S, x, w, &f, y));
+    CHECK_OK(mlxn_matmul_fused(S, x, w, &(mlxn_matmul_fusion){.norm = nw, .swiglu = 1, .residual = y, .x_scratch = xs,
+                                                               .y_scratch = ys}, y));
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, NULL, y), MLXN_ERR_INVALID_ARG, "matmul_fused: fusion parameters are NULL");
+    CHECK_ERR(mlxn_matmul_fused(NULL, x, w, &f, y), MLXN_ERR_INVALID_ARG, "matmul_fused: session is NULL");
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &f, B2(MLXN_F32, 2, 16)), MLXN_ERR_SHAPE,
+              "matmul_fused: y shape [2, 16], expected [M, rows/2] = [2, 8]");
+    mlxn_matmul_fusion g = f;
+    g.x_scratch = NULL;
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_INVALID_ARG, "matmul_fused: norm needs x_scratch [2, 32] f32");
+    g = f;
+    g.y_scratch = NULL;
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_INVALID_ARG, "matmul_fused: swiglu needs y_scratch [2, 16] f32");
+    g = f;
+    g.y_scratch = B2(MLXN_F32, 2, 8);
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_SHAPE, "matmul_fused: y_scratch shape [2, 8], expected [M, rows] = [2, 16]");
+    g = f;
+    g.norm = B1(MLXN_F32, 31);
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_SHAPE, "matmul_fused: norm shape [31], expected [K] = [32]");
+    g = f;
+    g.norm_eps = -1.0f;
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_INVALID_ARG, "matmul_fused: norm_eps must be finite and >= 0, got -1");
+    g = f;
+    g.swiglu = 2;
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_INVALID_ARG, "matmul_fused: swiglu must be 0 or 1, got 2");
+    g = f;
+    g.residual = B2(MLXN_F32, 2, 16);
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_SHAPE, "matmul_fused: residual shape [2, 16], expected [M, N] = y's shape [2, 8]");
+    g = f;
+    g.x_scratch = x;
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, y), MLXN_ERR_INVALID_ARG, "matmul_fused: x_scratch must not alias x");
+    g = f;
+    g.y_scratch = ys;
+    g.swiglu = 0;
+    g.residual = B2(MLXN_F32, 2, 16);
+    CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, ys), MLXN_ERR_INVALID_ARG, "matmul_fused: y_scratch must not alias y");
+    /* odd row count with swiglu */
+    mlxn_weight_desc od = {.format = MLXN_WEIGHT_DENSE, .rows = 15, .cols = 32, .data = B2(MLXN_F32, 15, 32), .name = "w15"};
+    mlxn_weight *w15 = NULL;
+    CHECK_OK(mlxn_weight_create(&od, &w15));
+    CHECK_ERR(mlxn_matmul_fused(S, x, w15, &f, y), MLXN_ERR_SHAPE,
+              "matmul_fused: swiglu needs an even row count ([gate; up]); weight 'w15' has 15");
+    mlxn_weight_destroy(w15);
+    mlxn_weight_destroy(w);
+    check_session_usable();
+}
+
 
 /* The same four mistakes applied to every op: the main input in a dtype the
  * op does not take, an output one row too small, a zero dim in the main
@@ -457,6 +513,7 @@ int main(void) {
     T_RUN(test_rope_kv_append_errors);
     T_RUN(test_im2col_errors);
     T_RUN(test_weight_op_errors);
+    T_RUN(test_matmul_fused_errors);
     T_RUN(test_every_op_mistakes);
     release_kept();
     mlxn_session_destroy(S);

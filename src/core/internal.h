@@ -141,6 +141,7 @@ typedef enum mlxn_op_kind {
     MLXN_OP_KV_APPEND,
     MLXN_OP_IM2COL_2D_3CH,
     MLXN_OP_ROPE_KV_APPEND,
+    MLXN_OP_MATMUL_FUSED,
     MLXN_OP_COUNT
 } mlxn_op_kind;
 
@@ -170,6 +171,9 @@ const char *mlxn_op_name(mlxn_op_kind k);
  *  ROPE_KV_APPEND:     in[0]=q, in[1]=k (both rotated in place), in[2]=v, in[3]=positions, p.rope (rot_dims
  *                      resolved), i[0]=ring, out[0]=k_cache, out[1]=v_cache. Optional: without a backend
  *                      kernel the op layer runs rope, rope, kv_append, kv_append.
+ *  MATMUL_FUSED:       w, in[0]=x, in[1]=norm|NULL, in[2]=residual|NULL, f[0]=norm eps, i[0]=swiglu,
+ *                      out[0]=y. Optional: the op layer dispatches it only where the backend's
+ *                      fusable() says yes, and otherwise runs rms_norm, matmul, silu_mul, add.
  * Validation guarantees the shapes/dtypes documented in mlxn.h. */
 typedef struct mlxn_op {
     mlxn_op_kind kind;
@@ -212,6 +216,11 @@ struct mlxn_backend_ops {
     /* Optional: the backend may reject an op it cannot run with these dtypes
      * or sizes before it is enqueued (return MLXN_ERR_UNSUPPORTED + message). */
     mlxn_status (*op_supported)(mlxn_device *d, const mlxn_op *op);
+    /* Optional: 1 when the backend runs this validated optional fused op
+     * (MATMUL_FUSED) itself; 0 sends it to the op layer's decomposition. Must
+     * depend only on the op's shapes, dtypes, formats and addresses (graphs
+     * replay the choice). Sets no error. */
+    int (*fusable)(mlxn_session *s, const mlxn_op *op);
 };
 
 struct mlxn_session {
@@ -235,6 +244,11 @@ struct mlxn_graph {
 mlxn_status mlxn_cpu_device_open(const mlxn_device_opts *opts, mlxn_device *d);
 mlxn_status mlxn_ref_device_open(const mlxn_device_opts *opts, mlxn_device *d);
 mlxn_status mlxn_cuda_device_open(int ordinal, const mlxn_device_opts *opts, mlxn_device *d);
+
+/* 1 when mlxn_matmul_fused(s, x, w, f, y) runs as one backend kernel rather
+ * than as the separate ops (the model runner plans its decode step by it). */
+int mlxn_matmul_fused_native(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w, const mlxn_matmul_fusion *f,
+                             const mlxn_buffer *y);
 
 /* Dispatch a validated op (used by src/ops/): records or runs it. */
 mlxn_status mlxn_dispatch(mlxn_session *s, const mlxn_op *op);

@@ -17,7 +17,11 @@
  * read from device buffers, so one recorded decode step can be replayed with
  * new values (CUDA graphs). When the model was loaded with fusion, the
  * one-row step computes q|k|v and gate|up with one matmul each (views into
- * one buffer). RoPE and the cache writes are one op (mlxn_rope_kv_append). */
+ * one buffer). RoPE and the cache writes are one op (mlxn_rope_kv_append).
+ * Where the backend runs mlxn_matmul_fused as one kernel (CUDA, one row), the
+ * one-row step also folds each pre-norm into the q|k|v, gate|up and lm_head
+ * matmuls, SiLU·mul into gate|up, and the residual adds into the o and down
+ * projections: per layer q|k|v, rope+cache, attention, o, gate|up, down. */
 #include "model/model.h"
 
 #include <math.h>
@@ -242,6 +246,27 @@ static mlxn_status get_views(mlxn_forward_state *st, int n, int all_logits, fwd_
     return MLXN_OK;
 }
 
+/* h = rms_norm(x), first adding a pending branch output into x (x += pend). */
+static mlxn_status norm_pending(mlxn_session *s, const mlxn_buffer *pend, mlxn_buffer *x, const mlxn_buffer *w,
+                                float eps, mlxn_buffer *h) {
+    if (!pend) return mlxn_rms_norm(s, x, w, eps, h);
+    return mlxn_rms_norm_residual(s, pend, x, w, eps, x, h);
+}
+
+/* A sub-block's output projection x += in·Wᵀ: one fused kernel for one row
+ * where the backend has it; else out = in·Wᵀ, left pending (*pend = out) for
+ * the next norm to add. */
+static mlxn_status project_residual(mlxn_session *s, int one, const mlxn_buffer *in, const mlxn_weight *w,
+                                    mlxn_buffer *x, mlxn_buffer *out, mlxn_buffer **pend) {
+    mlxn_matmul_fusion fr = {.residual = x, .y_scratch = out};
+    if (one && mlxn_matmul_fused_native(s, in, w, &fr, x)) {
+        *pend = NULL;
+        return mlxn_matmul_fused(s, in, w, &fr, x);
+    }
+    *pend = out;
+    return mlxn_matmul(s, in, w, out);
+}
+
 mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, mlxn_kv_cache *kv, mlxn_session *s,
                                  int n, int all_logits, mlxn_buffer **logits) {
     if (!m || !st || !kv || !s || !logits) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "forward: NULL argument");
@@ -261,14 +286,30 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
     ap.causal = 1;
 
     MLXN_TRY(mlxn_embedding(s, m->tok_embd, v->ids, v->x));                 // x [n, d]
+    const fused_views *f = &st->fu;
+    const int one = n == 1;
+    /* pend: a branch output not yet added to x (the separate-op path adds it
+     * with the next norm); NULL when the fused matmul already added it */
+    mlxn_buffer *pend = NULL;
     for (int l = 0; l < c->n_layers; l++) {
         const mlxn_layer_weights *L = &m->layers[l];
-        if (l == 0) MLXN_TRY(mlxn_rms_norm(s, v->x, L->attn_norm, eps, v->h));
-        else MLXN_TRY(mlxn_rms_norm_residual(s, v->down, v->x, L->attn_norm, eps, v->x, v->h)); // x += mlp
-        const fused_views *f = &st->fu;
-        if (n == 1 && L->wqkv && f->qkv) {
-            /* one row: q, k, v from one matmul; rope over q and k at once */
-            MLXN_TRY(mlxn_matmul(s, v->h, L->wqkv, f->qkv));                // [1, Hq*D + 2*Hkv*D]
+        /* ---- attention: q|k|v = rms_norm(x)·Wqkvᵀ in one kernel where the backend can */
+        mlxn_matmul_fusion fq = {.norm = L->attn_norm, .norm_eps = eps, .x_scratch = v->h};
+        const int fused_qkv = one && L->wqkv && f->qkv;
+        if (fused_qkv && !pend && mlxn_matmul_fused_native(s, v->x, L->wqkv, &fq, f->qkv)) {
+            MLXN_TRY(mlxn_matmul_fused(s, v->x, L->wqkv, &fq, f->qkv));      // [1, Hq*D + 2*Hkv*D]
+        } else {
+            MLXN_TRY(norm_pending(s, pend, v->x, L->attn_norm, eps, v->h));  // x += pend; h = norm(x)
+            pend = NULL;
+            if (fused_qkv) {
+                MLXN_TRY(mlxn_matmul(s, v->h, L->wqkv, f->qkv));
+            } else {
+                MLXN_TRY(mlxn_matmul(s, v->h, L->wq, v->q2));               // [n, Hq*D]
+                MLXN_TRY(mlxn_matmul(s, v->h, L->wk, v->k2));               // [n, Hkv*D]
+                MLXN_TRY(mlxn_matmul(s, v->h, L->wv, v->v2));               // [n, Hkv*D]
+            }
+        }
+        if (fused_qkv) { /* one row: views of the q|k|v buffer; rope over q and k at once */
             if (L->qkv_bias) MLXN_TRY(mlxn_add(s, f->qkv, L->qkv_bias, f->qkv));
             if (L->q_norm) {
                 MLXN_TRY(mlxn_rms_norm(s, f->qh, L->q_norm, eps, f->qh));    // [Hq, D]
@@ -277,9 +318,6 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
             MLXN_TRY(mlxn_rope_kv_append(s, f->q3, f->k3, f->v3, v->pos, &c->rope, 0, kv->k[l], kv->v[l]));
             MLXN_TRY(mlxn_attention(s, f->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [1, Hq, D]
         } else {
-            MLXN_TRY(mlxn_matmul(s, v->h, L->wq, v->q2));                   // [n, Hq*D]
-            MLXN_TRY(mlxn_matmul(s, v->h, L->wk, v->k2));                   // [n, Hkv*D]
-            MLXN_TRY(mlxn_matmul(s, v->h, L->wv, v->v2));                   // [n, Hkv*D]
             if (L->q_bias) {
                 MLXN_TRY(mlxn_add(s, v->q2, L->q_bias, v->q2));
                 MLXN_TRY(mlxn_add(s, v->k2, L->k_bias, v->k2));
@@ -292,27 +330,41 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
             MLXN_TRY(mlxn_rope_kv_append(s, v->q3, v->k3, v->v3, v->pos, &c->rope, 0, kv->k[l], kv->v[l]));
             MLXN_TRY(mlxn_attention(s, v->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [n, Hq, D]
         }
-        MLXN_TRY(mlxn_matmul(s, v->a2, L->wo, v->o));                       // [n, d]
-        MLXN_TRY(mlxn_rms_norm_residual(s, v->o, v->x, L->ffn_norm, eps, v->x, v->h)); // x += attn
-        if (n == 1 && L->wgu && f->gu) {
-            MLXN_TRY(mlxn_matmul(s, v->h, L->wgu, f->gu));                  // [1, 2*ff]
-            MLXN_TRY(mlxn_silu_mul(s, f->gate, f->up, v->gate));            // [1, ff]
+        MLXN_TRY(project_residual(s, one, v->a2, L->wo, v->x, v->o, &pend));  // x += a·Woᵀ (now or pending)
+        /* ---- MLP: silu(h·Wgᵀ) * h·Wuᵀ, with h = rms_norm(x) */
+        mlxn_matmul_fusion fg = {.norm = L->ffn_norm, .norm_eps = eps, .swiglu = 1, .x_scratch = v->h,
+                                 .y_scratch = f->gu};
+        const int fused_gu = one && L->wgu && f->gu;
+        if (fused_gu && !pend && mlxn_matmul_fused_native(s, v->x, L->wgu, &fg, v->gate)) {
+            MLXN_TRY(mlxn_matmul_fused(s, v->x, L->wgu, &fg, v->gate));      // [1, ff]
         } else {
-            MLXN_TRY(mlxn_matmul(s, v->h, L->w_gate, v->gate));             // [n, ff]
-            MLXN_TRY(mlxn_matmul(s, v->h, L->w_up, v->up));                 // [n, ff]
-            MLXN_TRY(mlxn_silu_mul(s, v->gate, v->up, v->gate));
+            MLXN_TRY(norm_pending(s, pend, v->x, L->ffn_norm, eps, v->h));
+            pend = NULL;
+            if (fused_gu) {
+                MLXN_TRY(mlxn_matmul(s, v->h, L->wgu, f->gu));              // [1, 2*ff]
+                MLXN_TRY(mlxn_silu_mul(s, f->gate, f->up, v->gate));        // [1, ff]
+            } else {
+                MLXN_TRY(mlxn_matmul(s, v->h, L->w_gate, v->gate));         // [n, ff]
+                MLXN_TRY(mlxn_matmul(s, v->h, L->w_up, v->up));             // [n, ff]
+                MLXN_TRY(mlxn_silu_mul(s, v->gate, v->up, v->gate));
+            }
         }
-        MLXN_TRY(mlxn_matmul(s, v->gate, L->w_down, v->down));              // [n, d]
+        MLXN_TRY(project_residual(s, one, v->gate, L->w_down, v->x, v->down, &pend)); // x += mlp·Wdᵀ
     }
     if (all_logits) {
-        MLXN_TRY(mlxn_rms_norm_residual(s, v->down, v->x, m->out_norm, eps, v->x, v->h));
+        MLXN_TRY(norm_pending(s, pend, v->x, m->out_norm, eps, v->h));
         MLXN_TRY(mlxn_matmul(s, v->h, m->lm_head, v->logits_all));          // [n, vocab]
         *logits = v->logits_all;
-    } else {
-        MLXN_TRY(mlxn_rms_norm_residual(s, v->down_last, v->x_last, m->out_norm, eps, v->x_last, v->h_last));
-        MLXN_TRY(mlxn_matmul(s, v->h_last, m->lm_head, st->logits1));       // [1, vocab]
-        *logits = st->logits1;
+        return MLXN_OK;
     }
+    mlxn_matmul_fusion fl = {.norm = m->out_norm, .norm_eps = eps, .x_scratch = v->h_last};
+    if (!pend && mlxn_matmul_fused_native(s, v->x_last, m->lm_head, &fl, st->logits1)) {
+        MLXN_TRY(mlxn_matmul_fused(s, v->x_last, m->lm_head, &fl, st->logits1)); // [1, vocab]
+    } else {
+        MLXN_TRY(norm_pending(s, pend ? v->down_last : NULL, v->x_last, m->out_norm, eps, v->h_last));
+        MLXN_TRY(mlxn_matmul(s, v->h_last, m->lm_head, st->logits1));       // [1, vocab]
+    }
+    *logits = st->logits1;
     return MLXN_OK;
 }
 

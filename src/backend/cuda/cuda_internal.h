@@ -287,6 +287,8 @@ mlxn_status mlxn_cuda_op_im2col(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_embedding(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_dequantize(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_matmul(mlxn_session *s, const mlxn_op *op);
+mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op);
+int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op);
 
 #endif /* MLXN_CUDA_INTERNAL_H */

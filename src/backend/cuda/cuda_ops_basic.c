@@ -243,4 +243,6 @@ void mlxn_cuda_register_ops(mlxn_backend_ops *ops) {
     ops->op[MLXN_OP_KV_APPEND] = mlxn_cuda_op_kv_append;
     ops->op[MLXN_OP_IM2COL_2D_3CH] = mlxn_cuda_op_im2col;
     ops->op[MLXN_OP_ROPE_KV_APPEND] = mlxn_cuda_op_rope_kv_append;
+    ops->op[MLXN_OP_MATMUL_FUSED] = mlxn_cuda_op_matmul_fused;
+    ops->fusable = mlxn_cuda_fusable;
 }

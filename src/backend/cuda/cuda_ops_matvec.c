@@ -12,7 +12,10 @@
  * (off, or a shape index), MLXN_CUDA_MVT_MIN_M, MLXN_CUDA_MV_WIDE (0/1),
  * MLXN_CUDA_MV_VARIANT (M=1 sweep kernels of matvec_tune.cu),
  * MLXN_CUDA_NO_Q4_1_MV=1 (Q4_1 back to the generic kernel). Sets *done = 0
- * when no fast path applies so the caller runs the generic kernel. */
+ * when no fast path applies so the caller runs the generic kernel.
+ * MLXN_OP_MATMUL_FUSED (one row of x, the b1 formats) launches the fused b1
+ * kernels (norm prologue, residual / SwiGLU epilogue); env MLXN_CUDA_FUSE=0
+ * declines it, so the op layer runs the separate ops (A/B runs). */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdlib.h>
@@ -260,4 +263,61 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     MLXN_TRY(mlxn_cuda_launch(s, src, kname, (unsigned)gx, (unsigned)gy, 1, 128, 0, args));
     *done = 1;
     return MLXN_OK;
+}
+
+/* ---------------------------------------------------------------- fused one-row matmul */
+
+/* Mirrors struct MVF in matvec.cu. */
+typedef struct {
+    CUdeviceptr nw, res;
+    float eps;
+    int mode;
+} mvf_params;
+#define MVF_RES 1
+#define MVF_SWIGLU 2
+
+/* The fused kernel pair (plain, with norm) of a b1 format, or NULL. */
+static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
+    static const char *const k[5][2] = {{"mv_mlx4_b1f", "mv_mlx4_b1fn"}, {"mv_mlx8_b1f", "mv_mlx8_b1fn"},
+                                        {"mv_q4_0_b1f", "mv_q4_0_b1fn"}, {"mv_q4_1_b1f", "mv_q4_1_b1fn"},
+                                        {"mv_q8_0_b1f", "mv_q8_0_b1fn"}};
+    const mlxn_weight_desc *d = &w->desc;
+    if (!mv_wide8(d) || !mv_set(w, data)) return NULL; /* mv_set: the b1 kernels' alignment rules */
+    if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
+        if (d->scales->dtype == MLXN_F32 || !d->biases) return NULL; /* b1 MLX kernels read 2-byte scales */
+        return k[d->bits == 4 ? 0 : 1];
+    }
+    return k[d->gguf_type == MLXN_GGUF_Q4_0 ? 2 : d->gguf_type == MLXN_GGUF_Q4_1 ? 3 : 4];
+}
+
+int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
+    (void)s;
+    if (op->kind != MLXN_OP_MATMUL_FUSED) return 0;
+    const char *e = getenv("MLXN_CUDA_FUSE");
+    if (e && e[0] == '0' && e[1] == 0) return 0;
+    const mlxn_buffer *x = op->in[0], *nw = op->in[1];
+    if (x->shape[0] != 1 || x->shape[1] % 4 || mlxn_cuda_addr(x) % 16) return 0;
+    if (nw && mlxn_cuda_addr(nw) % 16) return 0;
+    const int64_t rows = op->w->desc.rows, gx = op->i[0] ? (rows / 2 + 3) / 4 : (rows + 7) / 8;
+    if (gx > 0x7fffffff) return 0;
+    return fused_names(op->w, mlxn_cuda_addr(op->w->desc.data)) != NULL;
+}
+
+mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
+    const mlxn_weight *w = op->w;
+    CUdeviceptr data = mlxn_cuda_addr(w->desc.data);
+    const char *const *names = fused_names(w, data);
+    if (!names || !mlxn_cuda_fusable(s, op))
+        return mlxn_set_error(MLXN_ERR_INTERNAL, "matmul_fused: dispatched to CUDA for weight '%s', which the fused "
+                              "kernels do not take", w->desc.name);
+    const mlxn_buffer *nw = op->in[1], *res = op->in[2];
+    mvf_params f = {nw ? mlxn_cuda_addr(nw) : 0, res ? mlxn_cuda_addr(res) : 0, op->f[0],
+                    (res ? MVF_RES : 0) | (op->i[0] ? MVF_SWIGLU : 0)};
+    wparams_mv p = wparams_of(w, data);
+    CUdeviceptr x = mlxn_cuda_addr(op->in[0]), y = mlxn_cuda_addr(op->out[0]);
+    int Mi = 1;
+    long long Nl = w->desc.rows;
+    const int64_t gx = op->i[0] ? (Nl / 2 + 3) / 4 : (Nl + 7) / 8; /* 8 rows a block: 4 gate + 4 up rows (swiglu) */
+    void *args[] = {&p, &x, &y, &Mi, &Nl, &f};
+    return mlxn_cuda_launch(s, "matvec.cu", names[nw ? 1 : 0], (unsigned)gx, 1, 1, 128, 0, args);
 }

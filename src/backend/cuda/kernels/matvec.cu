@@ -34,6 +34,101 @@ __device__ __forceinline__ float bytef(u32 v, u32 sel) {
 // x[m][k .. k+3] as a float4 through L1
 __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((const float4 *)(x + off)); }
 
+// ---------------------------------------------------------------- fusions (MLXN_OP_MATMUL_FUSED)
+// The one-row block kernels (MT = 1, NT = MV_THREADS) can fold the decode
+// step's neighbours in. NORM (template): x is RMS-normalised as it loads --
+// the kernel uses x·nw and sums x² on the way; the block reduction that sums
+// the row's partials sums those too, and the row's 1/sqrt(mean x² + eps)
+// scales the finished dots (every block sees all of x, so nothing is
+// recomputed). mode (run time, uniform): MVF_RES adds res[n] to y[n] (res
+// may be y); MVF_SWIGLU gives the block RW/2 gate rows g0.. and the matching
+// up rows half + g0.. (N = 2·half rows) and writes y[g] = silu(gate)·up.
+#define MVF_RES 1
+#define MVF_SWIGLU 2
+struct MVF {
+    const float *nw;  // [K] norm weight (NORM kernels)
+    const float *res; // [N] residual (MVF_RES)
+    float eps;
+    int mode;
+};
+// x[k0 + off .. +3], normalised-on-load for NORM (ss += x², returns x·nw).
+template <int NORM>
+__device__ __forceinline__ float4 ldxn(const float *xr, const float *nwr, int off, float &ss) {
+    float4 v = ldx4(xr, off);
+    if (NORM) {
+        ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+        const float4 g = ldx4(nwr, off);
+        v.x *= g.x; v.y *= g.y; v.z *= g.z; v.w *= g.w;
+    }
+    return v;
+}
+// The first of RW weight rows this block/row group covers: rows n0 + r, or
+// for MVF_SWIGLU gate rows g0 + r (r < RW/2) and up rows half + g0 + r - RW/2;
+// clamped to valid rows (the store skips the clamped ones).
+template <int RW>
+__device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swiglu) {
+    if (swiglu) {
+        const i64 half = N / 2, g0 = (i64)blockIdx.x * (RW / 2);
+#pragma unroll
+        for (int r = 0; r < RW; r++) {
+            const i64 g = g0 + (r < RW / 2 ? r : r - RW / 2);
+            rows[r] = (g < half ? g : half - 1) + (r < RW / 2 ? 0 : half);
+        }
+        return;
+    }
+#pragma unroll
+    for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
+}
+// The fused kernels' store: block-reduces the RW dot partials and (NORM) the
+// x² partial, then scales by 1/sqrt(mean x² + eps) and applies the mode.
+template <int RW, int NORM>
+__device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
+                                               const MVF &f) {
+    __shared__ float red[MV_THREADS / 32][RW + 1];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int r = 0; r < RW; r++) {
+        const float v = warp_sum(acc[r][0]);
+        if (lane == 0) red[warp][r] = v;
+    }
+    if (NORM) {
+        const float v = warp_sum(ss);
+        if (lane == 0) red[warp][RW] = v;
+    }
+    __syncthreads();
+    const int t = threadIdx.x;
+    float inv = 1.0f;
+    if (NORM) {
+        float tot = 0.0f;
+#pragma unroll
+        for (int w = 0; w < MV_THREADS / 32; w++) tot += red[w][RW];
+        inv = (float)(1.0 / sqrt((double)tot / (double)K + (double)f.eps));
+    }
+    if (f.mode & MVF_SWIGLU) {
+        const i64 half = N / 2, g = (i64)blockIdx.x * (RW / 2) + t;
+        if (t < RW / 2 && g < half) {
+            float a = 0.0f, b = 0.0f;
+#pragma unroll
+            for (int w = 0; w < MV_THREADS / 32; w++) {
+                a += red[w][t];
+                b += red[w][t + RW / 2];
+            }
+            a *= inv;
+            b *= inv;
+            const float v = a / (1.0f + expf(-a)) * b;
+            y[g] = (f.mode & MVF_RES) ? f.res[g] + v : v;
+        }
+        return;
+    }
+    if (t < RW && n0 + t < N) {
+        float a = 0.0f;
+#pragma unroll
+        for (int w = 0; w < MV_THREADS / 32; w++) a += red[w][t];
+        a *= inv;
+        y[n0 + t] = (f.mode & MVF_RES) ? f.res[n0 + t] + a : a;
+    }
+}
+
 // Sums each thread's partials over its row group of NT threads and writes
 // y[m0 + m, n0 + r]. NT == 32: a warp per row group (shuffles only); NT > 32:
 // warps reduce by shuffles, then through shared memory (needs RW*MT <= NT).
@@ -91,8 +186,11 @@ __device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
 // latency overlaps the previous kernel's tail (weights never depend on it).
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
-template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0>
-__device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N) {
+// FU: a fused kernel (MT = 1, NT = MV_THREADS only): FU = 1 plain, 2 with
+// the norm prologue; f gives the norm weight, residual and mode.
+template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0, int FU = 0>
+__device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{}) {
+    const int NORM = FU == 2;
     const int VALS = 128 / BITS; // values per 16-byte chunk
     const int lane = threadIdx.x % NT; // this thread's place in its row group
     const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
@@ -106,8 +204,8 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[r][m] = 0.0f;
     i64 rows[RW];
-#pragma unroll
-    for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
+    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU));
+    float ss = 0.0f; // NORM: this thread's Σ x²
 
     const int UNR = UNR_ ? UNR_ : RW >= 8 ? 2 : 4; // chunks per lane whose loads are issued together
 #pragma unroll 1
@@ -159,7 +257,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
         for (int m = 0; m < MT; m++) {
             if (m >= mt) break;
-            const float *xr = x + (i64)(m0 + m) * w.K + k0;
+            const float *xr = x + (i64)(m0 + m) * w.K + k0, *nwr = NORM ? f.nw + k0 : nullptr;
             float dot[RW];
 #pragma unroll
             for (int r = 0; r < RW; r++) dot[r] = 0.0f;
@@ -167,7 +265,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
 #pragma unroll
             for (int wi = 0; wi < 4; wi++) {
                 if (BITS == 4) {
-                    float4 xa = ldx4(xr, wi * 8), xb = ldx4(xr, wi * 8 + 4);
+                    float4 xa = ldxn<NORM>(xr, nwr, wi * 8, ss), xb = ldxn<NORM>(xr, nwr, wi * 8 + 4, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w) + (xb.x + xb.y) + (xb.z + xb.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -185,7 +283,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
                         dot[r] = d;
                     }
                 } else {
-                    float4 xa = ldx4(xr, wi * 4);
+                    float4 xa = ldxn<NORM>(xr, nwr, wi * 4, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -206,7 +304,8 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N)
     }
     }
     if (EW && lane >= nchunks) PDL_WAIT(); // threads without a chunk
-    mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
+    if (FU) mv_store_fused<RW, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
+    else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
 // ---------------------------------------------------------------- dense f32/f16/bf16
@@ -294,8 +393,10 @@ __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
 }
 
 // EW: early weight loads, as in mv_mlx_body.
-template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0>
-__device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N) {
+// FU: fused kernels, as in mv_mlx_body.
+template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0, int FU = 0>
+__device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{}) {
+    const int NORM = FU == 2;
     const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
     const int QO = TYPE == GG_Q4_1 ? 4 : 2; // byte offset of the quants in a block
     const bool NIB = TYPE != GG_Q8_0;        // 4-bit quants
@@ -310,8 +411,8 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[r][m] = 0.0f;
     i64 rows[RW];
-#pragma unroll
-    for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
+    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU));
+    float ss = 0.0f; // NORM: this thread's Σ x²
     const int UNR = UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
 #pragma unroll 1
     for (i64 b0 = lane; b0 < nblk; b0 += NT * UNR) {
@@ -354,7 +455,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
 #pragma unroll
         for (int m = 0; m < MT; m++) {
             if (m >= mt) break;
-            const float *xr = x + (i64)(m0 + m) * w.K + k0;
+            const float *xr = x + (i64)(m0 + m) * w.K + k0, *nwr = NORM ? f.nw + k0 : nullptr;
             float dot[RW];
 #pragma unroll
             for (int r = 0; r < RW; r++) dot[r] = 0.0f;
@@ -362,7 +463,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             if (NIB) {
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    float4 xl = ldx4(xr, 4 * i), xh = ldx4(xr, 16 + 4 * i);
+                    float4 xl = ldxn<NORM>(xr, nwr, 4 * i, ss), xh = ldxn<NORM>(xr, nwr, 16 + 4 * i, ss);
                     sx += (xl.x + xl.y) + (xl.z + xl.w) + (xh.x + xh.y) + (xh.z + xh.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -389,7 +490,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             } else {
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
-                    float4 xa = ldx4(xr, 4 * i);
+                    float4 xa = ldxn<NORM>(xr, nwr, 4 * i, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -409,7 +510,8 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     }
     }
     if (EW && lane >= nblk) PDL_WAIT(); // threads without a block
-    mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
+    if (FU) mv_store_fused<RW, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
+    else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
 // ---------------------------------------------------------------- GGUF Q4_K (lane per 64-value chunk)
@@ -674,6 +776,20 @@ MVXE(mv_mlx8_b1, 4, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1, 1)
 MVXE(mv_q4_0_b1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1, 1)
 MVXE(mv_q4_1_b1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1, 1)
 MVXE(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
+// Fused one-row kernels (MLXN_OP_MATMUL_FUSED): NAME_b1f (mode only) and
+// NAME_b1fn (norm prologue too); the b1 shapes with early weight loads.
+#define MVXF(NAME, BODY, ...)                                                                                  \
+    extern "C" __global__ void __launch_bounds__(MV_THREADS, 4) NAME(WP w, const float *x, float *y, int M, i64 N, \
+                                                                       MVF f) {                              \
+        PDL_LAUNCH();                                                                                      \
+        BODY<__VA_ARGS__>(w, x, y, M, N, f);                                                               \
+    }
+#define MVXF2(P, BODY, ...) MVXF(P##_b1f, BODY, __VA_ARGS__, 1) MVXF(P##_b1fn, BODY, __VA_ARGS__, 2)
+MVXF2(mv_mlx4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1, 1)
+MVXF2(mv_mlx8, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1, 1)
+MVXF2(mv_q4_0, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1, 1)
+MVXF2(mv_q4_1, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1, 1)
+MVXF2(mv_q8_0, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
 MV_SET(2)
 MV_SET(4)
 MV_SET(8)
