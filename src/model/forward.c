@@ -19,9 +19,10 @@
  * one-row step computes q|k|v and gate|up with one matmul each (views into
  * one buffer). RoPE and the cache writes are one op (mlxn_rope_kv_append).
  * Where the backend runs mlxn_matmul_fused as one kernel (CUDA, one row), the
- * one-row step also folds each pre-norm into the q|k|v, gate|up and lm_head
- * matmuls, SiLU·mul into gate|up, and the residual adds into the o and down
- * projections: per layer q|k|v, rope+cache, attention, o, gate|up, down. */
+ * one-row step also folds SiLU·mul into gate|up, the residual adds into the
+ * o and down projections and, where the backend takes it (CUDA: rows up to
+ * 1024), each pre-norm into the q|k|v, gate|up and lm_head matmuls: per
+ * layer q|k|v, rope+cache, attention, o, gate|up, down. */
 #include "model/model.h"
 
 #include <math.h>
@@ -340,9 +341,9 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
         } else {
             MLXN_TRY(norm_pending(s, pend, v->x, L->ffn_norm, eps, v->h));
             pend = NULL;
-            if (fused_gu) {
-                MLXN_TRY(mlxn_matmul(s, v->h, L->wgu, f->gu));              // [1, 2*ff]
-                MLXN_TRY(mlxn_silu_mul(s, f->gate, f->up, v->gate));        // [1, ff]
+            if (fused_gu) { /* silu(gate) * up in the matmul where the backend can */
+                mlxn_matmul_fusion fs = {.swiglu = 1, .y_scratch = f->gu};
+                MLXN_TRY(mlxn_matmul_fused(s, v->h, L->wgu, &fs, v->gate)); // [1, ff]
             } else {
                 MLXN_TRY(mlxn_matmul(s, v->h, L->w_gate, v->gate));         // [n, ff]
                 MLXN_TRY(mlxn_matmul(s, v->h, L->w_up, v->up));             // [n, ff]

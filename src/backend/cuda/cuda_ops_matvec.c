@@ -14,8 +14,9 @@
  * MLXN_CUDA_NO_Q4_1_MV=1 (Q4_1 back to the generic kernel). Sets *done = 0
  * when no fast path applies so the caller runs the generic kernel.
  * MLXN_OP_MATMUL_FUSED (one row of x, the b1 formats) launches the fused b1
- * kernels (norm prologue, residual / SwiGLU epilogue); env MLXN_CUDA_FUSE=0
- * declines it, so the op layer runs the separate ops (A/B runs). */
+ * kernels (norm prologue for K <= 1024, residual / SwiGLU epilogue); env
+ * MLXN_CUDA_FUSE=0 declines it, so the op layer runs the separate ops (A/B
+ * runs). */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdlib.h>
@@ -219,6 +220,17 @@ static mlxn_status mvt_try(mlxn_session *s, const mlxn_weight *w, CUdeviceptr da
     return MLXN_OK;
 }
 
+/* ---------------------------------------------------------------- fused one-row matmul */
+
+/* Mirrors struct MVF in matvec.cu. */
+typedef struct {
+    CUdeviceptr nw, res;
+    float eps;
+    int mode;
+} mvf_params;
+#define MVF_RES 1
+#define MVF_SWIGLU 2
+
 mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done) {
     *done = 0;
     const mlxn_weight *w = op->w;
@@ -265,18 +277,8 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     return MLXN_OK;
 }
 
-/* ---------------------------------------------------------------- fused one-row matmul */
-
-/* Mirrors struct MVF in matvec.cu. */
-typedef struct {
-    CUdeviceptr nw, res;
-    float eps;
-    int mode;
-} mvf_params;
-#define MVF_RES 1
-#define MVF_SWIGLU 2
-
-/* The fused kernel pair (plain, with norm) of a b1 format, or NULL. */
+/* The fused kernels of a b1 format, or NULL: [0] x through L1, [1] x·norm
+ * staged in shared memory (matvec.cu NAME_b1f, NAME_b1fn). */
 static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
     static const char *const k[5][2] = {{"mv_mlx4_b1f", "mv_mlx4_b1fn"}, {"mv_mlx8_b1f", "mv_mlx8_b1fn"},
                                         {"mv_q4_0_b1f", "mv_q4_0_b1fn"}, {"mv_q4_1_b1f", "mv_q4_1_b1fn"},
@@ -290,17 +292,44 @@ static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
     return k[d->gguf_type == MLXN_GGUF_Q4_0 ? 2 : d->gguf_type == MLXN_GGUF_Q4_1 ? 3 : 4];
 }
 
+/* Largest K for the norm prologue. Every block stages all of x·nw, which
+ * costs more than a separate norm kernel once rows are long. Measured on the
+ * H100, tg128 with the norm folded in vs a separate rms_norm (residual and
+ * SwiGLU folded in both): K = 576 (SmolLM2-135M shape) 1,497 vs 1,491
+ * tok/s; K = 2048 (Llama-3.2-1B shape) 1,161 vs 1,272; K = 4096 (8B) 373
+ * vs 373. Env MLXN_CUDA_NORM_FUSE_MAX_K overrides it (<= 12288: the staged
+ * copy must leave room for four blocks per SM). */
+static int64_t norm_fuse_max_k(void) {
+    const char *e = getenv("MLXN_CUDA_NORM_FUSE_MAX_K");
+    int64_t v = e && *e ? atoll(e) : 1024;
+    return v < 0 ? 0 : v > 12288 ? 12288 : v;
+}
+
 int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
     (void)s;
     if (op->kind != MLXN_OP_MATMUL_FUSED) return 0;
     const char *e = getenv("MLXN_CUDA_FUSE");
     if (e && e[0] == '0' && e[1] == 0) return 0;
     const mlxn_buffer *x = op->in[0], *nw = op->in[1];
-    if (x->shape[0] != 1 || x->shape[1] % 4 || mlxn_cuda_addr(x) % 16) return 0;
-    if (nw && mlxn_cuda_addr(nw) % 16) return 0;
+    const int64_t K = x->shape[1];
+    if (x->shape[0] != 1 || K % 4 || mlxn_cuda_addr(x) % 16) return 0;
+    if (nw && (mlxn_cuda_addr(nw) % 16 || K % 32 || K > norm_fuse_max_k())) return 0;
     const int64_t rows = op->w->desc.rows, gx = op->i[0] ? (rows / 2 + 3) / 4 : (rows + 7) / 8;
     if (gx > 0x7fffffff) return 0;
     return fused_names(op->w, mlxn_cuda_addr(op->w->desc.data)) != NULL;
+}
+
+/* Launches a fused b1 kernel: x [1, K] -> y with the norm / residual / swiglu of f. */
+static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const char *const *names,
+                                CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
+    wparams_mv p = wparams_of(w, data);
+    int Mi = 1;
+    long long Nl = w->desc.rows;
+    const int64_t gx = (f->mode & MVF_SWIGLU) ? (Nl / 2 + 3) / 4 : (Nl + 7) / 8; /* swiglu: 4 gate + 4 up rows */
+    mvf_params fp = *f;
+    void *args[] = {&p, &x, &y, &Mi, &Nl, &fp};
+    return mlxn_cuda_launch(s, "matvec.cu", names[norm ? 1 : 0], (unsigned)gx, 1, 1, 128,
+                            norm ? (unsigned)(w->desc.cols * 4) : 0, args);
 }
 
 mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
@@ -313,11 +342,5 @@ mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
     const mlxn_buffer *nw = op->in[1], *res = op->in[2];
     mvf_params f = {nw ? mlxn_cuda_addr(nw) : 0, res ? mlxn_cuda_addr(res) : 0, op->f[0],
                     (res ? MVF_RES : 0) | (op->i[0] ? MVF_SWIGLU : 0)};
-    wparams_mv p = wparams_of(w, data);
-    CUdeviceptr x = mlxn_cuda_addr(op->in[0]), y = mlxn_cuda_addr(op->out[0]);
-    int Mi = 1;
-    long long Nl = w->desc.rows;
-    const int64_t gx = op->i[0] ? (Nl / 2 + 3) / 4 : (Nl + 7) / 8; /* 8 rows a block: 4 gate + 4 up rows (swiglu) */
-    void *args[] = {&p, &x, &y, &Mi, &Nl, &f};
-    return mlxn_cuda_launch(s, "matvec.cu", names[nw ? 1 : 0], (unsigned)gx, 1, 1, 128, 0, args);
+    return launch_fused(s, w, data, names, mlxn_cuda_addr(op->in[0]), mlxn_cuda_addr(op->out[0]), &f, nw != NULL);
 }
