@@ -341,9 +341,12 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
         } else {
             MLXN_TRY(norm_pending(s, pend, v->x, L->ffn_norm, eps, v->h));
             pend = NULL;
-            if (fused_gu) { /* silu(gate) * up in the matmul where the backend can */
-                mlxn_matmul_fusion fs = {.swiglu = 1, .y_scratch = f->gu};
-                MLXN_TRY(mlxn_matmul_fused(s, v->h, L->wgu, &fs, v->gate)); // [1, ff]
+            mlxn_matmul_fusion fs = {.swiglu = 1, .y_scratch = f->gu};
+            if (fused_gu && mlxn_matmul_fused_native(s, v->h, L->wgu, &fs, v->gate)) {
+                MLXN_TRY(mlxn_matmul_fused(s, v->h, L->wgu, &fs, v->gate)); // [1, ff]: silu(gate) * up
+            } else if (fused_gu) { /* the cached views, so the step allocates nothing */
+                MLXN_TRY(mlxn_matmul(s, v->h, L->wgu, f->gu));              // [1, 2*ff]
+                MLXN_TRY(mlxn_silu_mul(s, f->gate, f->up, v->gate));        // [1, ff]
             } else {
                 MLXN_TRY(mlxn_matmul(s, v->h, L->w_gate, v->gate));         // [n, ff]
                 MLXN_TRY(mlxn_matmul(s, v->h, L->w_up, v->up));             // [n, ff]
