@@ -486,8 +486,8 @@ static void test_matmul_all_formats(void) {
 }
 
 /* mlxn_matmul_fused: CUDA's fused one-row kernels (MLX 4/8-bit, Q4_0, Q4_1,
- * Q8_0; the norm prologue at K = 576 by default and at K = 2048 with env
- * MLXN_CUDA_NORM_FUSE_MAX_K) and its separate-op path (M = 3; MLX 3-bit,
+ * Q8_0; warp and block row groups; the norm prologue at K = 576 by default
+ * and at K = 2048 with env MLXN_CUDA_NORM_FUSE_MAX_K) and its separate-op path (M = 3; MLX 3-bit,
  * Q4_K, dense f16; env MLXN_CUDA_FUSE=0) against the reference backend, which always runs the
  * separate ops (rms_norm, matmul, silu_mul, add). Every mix of norm, swiglu
  * and residual (aliasing y or not), on rows counts that leave partial row
@@ -516,15 +516,18 @@ static void test_matmul_fused(void) {
                 for (int mi = 0; mi < 2; mi++) {
                     const int64_t M = mi ? 3 : 1, N = mode & 2 ? R / 2 : R;
                     const int alias = (mode & 4) && mi == 0; /* residual is y (the decode step's x += ...) */
-                    /* variants: 0 defaults; 1 env MLXN_CUDA_FUSE=0; 2 norm folded in at any K */
-                    for (int var = 0; var < 3; var++) {
-                        if ((var == 1 && (mode != 7 || mi)) || (var == 2 && (!(mode & 1) || mi))) continue;
+                    /* variants: 0 defaults; 1 env MLXN_CUDA_FUSE=0; 2 norm folded in at any K;
+                     * 3 the other row-group shape (warp vs block per 8 rows: short K takes warps) */
+                    for (int var = 0; var < 4; var++) {
+                        if ((var == 1 && (mode != 7 || mi)) || (var == 2 && (!(mode & 1) || mi)) || (var == 3 && mi))
+                            continue;
                         int64_t xs[2] = {M, K}, ys[2] = {M, N}, rs[2] = {M, R}, ks = K;
                         pb x = pb_rand(MLXN_F32, 2, xs, -1, 1), nw = pb_rand(MLXN_F32, 1, &ks, 0.5f, 1.5f);
                         pb res = pb_rand(MLXN_F32, 2, ys, -2, 2), y = alias ? res : pb_f(MLXN_F32, 2, ys, NULL);
                         pb xsc = pb_f(MLXN_F32, 2, xs, NULL), ysc = pb_f(MLXN_F32, 2, rs, NULL);
                         if (var == 1) setenv("MLXN_CUDA_FUSE", "0", 1);
                         if (var == 2) setenv("MLXN_CUDA_NORM_FUSE_MAX_K", "12288", 1);
+                        if (var == 3) setenv("MLXN_CUDA_MV_NARROW_MAX", K == 576 ? "0" : "100000", 1);
                         for (int side_ = 0; side_ < 2; side_++) {
                             mlxn_session *s = NULL;
                             CHECK_OK(mlxn_session_begin(side_ ? g_ref : g_cuda, &s));
@@ -538,11 +541,12 @@ static void test_matmul_fused(void) {
                         }
                         unsetenv("MLXN_CUDA_FUSE");
                         unsetenv("MLXN_CUDA_NORM_FUSE_MAX_K");
+                        unsetenv("MLXN_CUDA_MV_NARROW_MAX");
                         char w[160];
                         snprintf(w, sizeof w, "matmul_fused %s R=%lld K=%lld M=%lld%s%s%s%s%s", sp->name, (long long)R,
                                  (long long)K, (long long)M, mode & 1 ? " norm" : "", mode & 2 ? " swiglu" : "",
                                  mode & 4 ? " residual" : "", alias ? " (in place)" : "",
-                                 var == 1 ? " FUSE=0" : var == 2 ? " NORM_FUSE_MAX_K=12288" : "");
+                                 var == 1 ? " FUSE=0" : var == 2 ? " NORM_FUSE_MAX_K=12288" : var == 3 ? " other row groups" : "");
                         cmp_f(w, y, 1e-9);
                         pb_free(x);
                         pb_free(nw);

@@ -278,11 +278,12 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
 }
 
 /* The fused kernels of a b1 format, or NULL: [0] x through L1, [1] x·norm
- * staged in shared memory (matvec.cu NAME_b1f, NAME_b1fn). */
+ * staged in shared memory (matvec.cu NAME_b1f, NAME_b1fn: a block per 8
+ * rows); [2], [3] the same with a warp per 8 rows (NAME_w1f, NAME_w1fn). */
 static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
-    static const char *const k[5][2] = {{"mv_mlx4_b1f", "mv_mlx4_b1fn"}, {"mv_mlx8_b1f", "mv_mlx8_b1fn"},
-                                        {"mv_q4_0_b1f", "mv_q4_0_b1fn"}, {"mv_q4_1_b1f", "mv_q4_1_b1fn"},
-                                        {"mv_q8_0_b1f", "mv_q8_0_b1fn"}};
+#define FN4(P) {P "_b1f", P "_b1fn", P "_w1f", P "_w1fn"}
+    static const char *const k[5][4] = {FN4("mv_mlx4"), FN4("mv_mlx8"), FN4("mv_q4_0"), FN4("mv_q4_1"), FN4("mv_q8_0")};
+#undef FN4
     const mlxn_weight_desc *d = &w->desc;
     if (!mv_wide8(d) || !mv_set(w, data)) return NULL; /* mv_set: the b1 kernels' alignment rules */
     if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
@@ -290,6 +291,15 @@ static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
         return k[d->bits == 4 ? 0 : 1];
     }
     return k[d->gguf_type == MLXN_GGUF_Q4_0 ? 2 : d->gguf_type == MLXN_GGUF_Q4_1 ? 3 : 4];
+}
+
+/* Rows of at most this many load units (16-byte chunks for MLX, 32-value
+ * blocks for GGUF) take the warp-per-8-rows fused kernels: a block-wide
+ * group would leave most of its 128 threads without a unit. Env
+ * MLXN_CUDA_MV_NARROW_MAX overrides it (0: always block-wide). */
+static int64_t narrow_max_units(void) {
+    const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
+    return e && *e ? atoll(e) : 48;
 }
 
 /* Largest K for the norm prologue. Every block stages all of x·nw, which
@@ -319,17 +329,22 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
     return fused_names(op->w, mlxn_cuda_addr(op->w->desc.data)) != NULL;
 }
 
-/* Launches a fused b1 kernel: x [1, K] -> y with the norm / residual / swiglu of f. */
+/* Launches a fused one-row kernel: x [1, K] -> y with the norm / residual /
+ * swiglu of f; 8 rows (4 gate + 4 up for swiglu) per block or per warp. */
 static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const char *const *names,
                                 CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
+    const mlxn_weight_desc *d = &w->desc;
+    const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
+    const int narrow = units <= narrow_max_units();
     wparams_mv p = wparams_of(w, data);
     int Mi = 1;
-    long long Nl = w->desc.rows;
-    const int64_t gx = (f->mode & MVF_SWIGLU) ? (Nl / 2 + 3) / 4 : (Nl + 7) / 8; /* swiglu: 4 gate + 4 up rows */
+    long long Nl = d->rows;
+    const int64_t groups = (f->mode & MVF_SWIGLU) ? (Nl / 2 + 3) / 4 : (Nl + 7) / 8;
+    const int64_t gx = narrow ? (groups + 3) / 4 : groups;
     mvf_params fp = *f;
     void *args[] = {&p, &x, &y, &Mi, &Nl, &fp};
-    return mlxn_cuda_launch(s, "matvec.cu", names[norm ? 1 : 0], (unsigned)gx, 1, 1, 128,
-                            norm ? (unsigned)(w->desc.cols * 4) : 0, args);
+    return mlxn_cuda_launch(s, "matvec.cu", names[(narrow ? 2 : 0) + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128,
+                            norm ? (unsigned)(d->cols * 4) : 0, args);
 }
 
 mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {

@@ -35,14 +35,15 @@ __device__ __forceinline__ float bytef(u32 v, u32 sel) {
 __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((const float4 *)(x + off)); }
 
 // ---------------------------------------------------------------- fusions (MLXN_OP_MATMUL_FUSED)
-// The one-row block kernels (MT = 1, NT = MV_THREADS) can fold the decode
+// The one-row kernels (MT = 1; NT = MV_THREADS or 32) can fold the decode
 // step's neighbours in. NORM (template): x is RMS-normalised as it loads --
 // the kernel uses x·nw and sums x² on the way; the block reduction that sums
 // the row's partials sums those too, and the row's 1/sqrt(mean x² + eps)
 // scales the finished dots (every block sees all of x, so nothing is
 // recomputed). mode (run time, uniform): MVF_RES adds res[n] to y[n] (res
-// may be y); MVF_SWIGLU gives the block RW/2 gate rows g0.. and the matching
-// up rows half + g0.. (N = 2·half rows) and writes y[g] = silu(gate)·up.
+// may be y); MVF_SWIGLU gives each row group RW/2 gate rows g0.. and the
+// matching up rows half + g0.. (N = 2·half rows) and writes y[g] =
+// silu(gate)·up.
 #define MVF_RES 1
 #define MVF_SWIGLU 2
 struct MVF {
@@ -84,13 +85,13 @@ __device__ __forceinline__ float4 ldxs(const float *xr, const float4 *xs, i64 k0
     if (XS) return xs[xs_slot(k0 + off)];
     return ldx4(xr, off);
 }
-// The first of RW weight rows this block/row group covers: rows n0 + r, or
-// for MVF_SWIGLU gate rows g0 + r (r < RW/2) and up rows half + g0 + r - RW/2;
-// clamped to valid rows (the store skips the clamped ones).
+// The RW weight rows of row group gi (n0 = gi·RW): rows n0 + r, or for
+// MVF_SWIGLU gate rows g0 + r (r < RW/2, g0 = gi·RW/2) and the up rows
+// half + g0 + r - RW/2; clamped to valid rows (the store skips those).
 template <int RW>
 __device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swiglu) {
     if (swiglu) {
-        const i64 half = N / 2, g0 = (i64)blockIdx.x * (RW / 2);
+        const i64 half = N / 2, g0 = n0 / 2;
 #pragma unroll
         for (int r = 0; r < RW; r++) {
             const i64 g = g0 + (r < RW / 2 ? r : r - RW / 2);
@@ -101,13 +102,38 @@ __device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swig
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
 }
-// The fused kernels' store: block-reduces the RW dot partials and (NORM) the
-// x² partial, then scales by 1/sqrt(mean x² + eps) and applies the mode.
-template <int RW, int NORM>
+// One finished row group value: y[n] (+ res[n]) for row n0 + r, or for
+// MVF_SWIGLU y[g] = silu(gate)·up for gate row g = n0/2 + r (r < RW/2).
+__device__ __forceinline__ void mv_put_fused(float *y, i64 n, float v, const MVF &f) {
+    y[n] = (f.mode & MVF_RES) ? f.res[n] + v : v;
+}
+// The fused kernels' store: reduces the RW dot partials and (NORM) the x²
+// partial over the row group (a warp: NT = 32; the block: NT = MV_THREADS),
+// then scales by 1/sqrt(mean x² + eps) and applies the mode.
+template <int RW, int NT, int NORM>
 __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
                                                const MVF &f) {
-    __shared__ float red[MV_THREADS / 32][RW + 1];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (NT == 32) { // a warp per row group: shuffles only (every lane gets the sums)
+        const float inv = NORM ? (float)(1.0 / sqrt((double)warp_sum(ss) / (double)K + (double)f.eps)) : 1.0f;
+        const i64 half = N / 2;
+#pragma unroll
+        for (int r = 0; r < RW; r++) acc[r][0] = warp_sum(acc[r][0]) * inv;
+#pragma unroll
+        for (int r = 0; r < RW; r++) {
+            if (lane != r) continue;
+            if (f.mode & MVF_SWIGLU) {
+                if (r < RW / 2 && n0 / 2 + r < half) {
+                    const float a = acc[r][0], b = acc[r + RW / 2][0];
+                    mv_put_fused(y, n0 / 2 + r, a / (1.0f + expf(-a)) * b, f);
+                }
+            } else if (n0 + r < N) {
+                mv_put_fused(y, n0 + r, acc[r][0], f);
+            }
+        }
+        return;
+    }
+    __shared__ float red[MV_THREADS / 32][RW + 1];
 #pragma unroll
     for (int r = 0; r < RW; r++) {
         const float v = warp_sum(acc[r][0]);
@@ -127,7 +153,7 @@ __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, fl
         inv = (float)(1.0 / sqrt((double)tot / (double)K + (double)f.eps));
     }
     if (f.mode & MVF_SWIGLU) {
-        const i64 half = N / 2, g = (i64)blockIdx.x * (RW / 2) + t;
+        const i64 half = N / 2, g = n0 / 2 + t;
         if (t < RW / 2 && g < half) {
             float a = 0.0f, b = 0.0f;
 #pragma unroll
@@ -208,7 +234,7 @@ __device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
 // latency overlaps the previous kernel's tail (weights never depend on it).
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
-// FU: a fused kernel (MT = 1, NT = MV_THREADS only): 1 reads x through L1,
+// FU: a fused kernel (MT = 1, NT = MV_THREADS or 32): 1 reads x through L1,
 // 2 stages x·nw in shared memory (the norm prologue; needs K % 32 == 0 and
 // K floats of dynamic shared memory); f gives the norm weight, residual and
 // mode.
@@ -332,7 +358,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
     }
     }
     if (EW && !XS && lane >= nchunks) PDL_WAIT(); // threads without a chunk
-    if (FU) mv_store_fused<RW, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
+    if (FU) mv_store_fused<RW, NT, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
     else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
@@ -542,7 +568,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     }
     }
     if (EW && !XS && lane >= nblk) PDL_WAIT(); // threads without a block
-    if (FU) mv_store_fused<RW, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
+    if (FU) mv_store_fused<RW, NT, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
     else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
@@ -818,12 +844,18 @@ MVXE(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
         PDL_LAUNCH();                                                                                      \
         BODY<__VA_ARGS__>(w, x, y, M, N, f);                                                               \
     }
+// NAME_w1f / NAME_w1fn: the same with a warp per 8-row group (32 rows a
+// block), for short rows, where a block-wide group leaves most threads
+// without a chunk (K = 576 MLX 4-bit: 18 chunks a row for 128 threads).
 #define MVXF2(P, BODY, ...) MVXF(P##_b1f, BODY, __VA_ARGS__, 1) MVXF(P##_b1fn, BODY, __VA_ARGS__, 2)
-MVXF2(mv_mlx4, mv_mlx_body, 4, 1, 8, MV_THREADS, 1, 1, 1, 1)
-MVXF2(mv_mlx8, mv_mlx_body, 8, 1, 8, MV_THREADS, 1, 1, 1, 1)
-MVXF2(mv_q4_0, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1, 1)
-MVXF2(mv_q4_1, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1, 1)
-MVXF2(mv_q8_0, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
+#define MVXF4(P, BODY, T, ...) \
+    MVXF2(P, BODY, T, 1, 8, MV_THREADS, __VA_ARGS__) MVXF(P##_w1f, BODY, T, 1, 8, 32, __VA_ARGS__, 1) \
+    MVXF(P##_w1fn, BODY, T, 1, 8, 32, __VA_ARGS__, 2)
+MVXF4(mv_mlx4, mv_mlx_body, 4, 1, 1, 1, 1)
+MVXF4(mv_mlx8, mv_mlx_body, 8, 1, 1, 1, 1)
+MVXF4(mv_q4_0, mv_q8blk_body, GG_Q4_0, 1, 1)
+MVXF4(mv_q4_1, mv_q8blk_body, GG_Q4_1, 1, 1)
+MVXF4(mv_q8_0, mv_q8blk_body, GG_Q8_0, 1, 1)
 MV_SET(2)
 MV_SET(4)
 MV_SET(8)
