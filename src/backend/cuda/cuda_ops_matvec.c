@@ -294,9 +294,13 @@ static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
 }
 
 /* Rows of at most this many load units (16-byte chunks for MLX, 32-value
- * blocks for GGUF) take the warp-per-8-rows fused kernels: a block-wide
- * group would leave most of its 128 threads without a unit. Env
- * MLXN_CUDA_MV_NARROW_MAX overrides it (0: always block-wide). */
+ * blocks for GGUF) take the warp-per-8-rows fused kernels when there are at
+ * least MV_NARROW_MIN_ROWS of them: a block-wide group would leave most of
+ * its 128 threads without a unit, but with few rows the 4x fewer blocks
+ * leave SMs idle (H100, 135M decode with every short-row matmul narrow:
+ * 1,300 vs 1,491 tok/s). Env MLXN_CUDA_MV_NARROW_MAX overrides the unit
+ * limit (0: always block-wide). */
+#define MV_NARROW_MIN_ROWS 16384
 static int64_t narrow_max_units(void) {
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
     return e && *e ? atoll(e) : 48;
@@ -335,7 +339,8 @@ static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdevicep
                                 CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
     const mlxn_weight_desc *d = &w->desc;
     const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
-    const int narrow = units <= narrow_max_units();
+    const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
+    const int narrow = units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
     wparams_mv p = wparams_of(w, data);
     int Mi = 1;
     long long Nl = d->rows;

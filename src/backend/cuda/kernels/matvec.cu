@@ -102,37 +102,15 @@ __device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swig
 #pragma unroll
     for (int r = 0; r < RW; r++) rows[r] = n0 + r < N ? n0 + r : N - 1;
 }
-// One finished row group value: y[n] (+ res[n]) for row n0 + r, or for
-// MVF_SWIGLU y[g] = silu(gate)·up for gate row g = n0/2 + r (r < RW/2).
+// Writes one finished value: y[n] = v, plus res[n] for MVF_RES.
 __device__ __forceinline__ void mv_put_fused(float *y, i64 n, float v, const MVF &f) {
     y[n] = (f.mode & MVF_RES) ? f.res[n] + v : v;
 }
-// The fused kernels' store: reduces the RW dot partials and (NORM) the x²
-// partial over the row group (a warp: NT = 32; the block: NT = MV_THREADS),
-// then scales by 1/sqrt(mean x² + eps) and applies the mode.
-template <int RW, int NT, int NORM>
-__device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
-                                               const MVF &f) {
+// The block-wide row group's half of mv_store_fused (NT = MV_THREADS).
+template <int RW, int NORM>
+__device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
+                                                     const MVF &f) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (NT == 32) { // a warp per row group: shuffles only (every lane gets the sums)
-        const float inv = NORM ? (float)(1.0 / sqrt((double)warp_sum(ss) / (double)K + (double)f.eps)) : 1.0f;
-        const i64 half = N / 2;
-#pragma unroll
-        for (int r = 0; r < RW; r++) acc[r][0] = warp_sum(acc[r][0]) * inv;
-#pragma unroll
-        for (int r = 0; r < RW; r++) {
-            if (lane != r) continue;
-            if (f.mode & MVF_SWIGLU) {
-                if (r < RW / 2 && n0 / 2 + r < half) {
-                    const float a = acc[r][0], b = acc[r + RW / 2][0];
-                    mv_put_fused(y, n0 / 2 + r, a / (1.0f + expf(-a)) * b, f);
-                }
-            } else if (n0 + r < N) {
-                mv_put_fused(y, n0 + r, acc[r][0], f);
-            }
-        }
-        return;
-    }
     __shared__ float red[MV_THREADS / 32][RW + 1];
 #pragma unroll
     for (int r = 0; r < RW; r++) {
@@ -163,8 +141,7 @@ __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, fl
             }
             a *= inv;
             b *= inv;
-            const float v = a / (1.0f + expf(-a)) * b;
-            y[g] = (f.mode & MVF_RES) ? f.res[g] + v : v;
+            mv_put_fused(y, g, a / (1.0f + expf(-a)) * b, f);
         }
         return;
     }
@@ -172,8 +149,45 @@ __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, fl
         float a = 0.0f;
 #pragma unroll
         for (int w = 0; w < MV_THREADS / 32; w++) a += red[w][t];
-        a *= inv;
-        y[n0 + t] = (f.mode & MVF_RES) ? f.res[n0 + t] + a : a;
+        mv_put_fused(y, n0 + t, a * inv, f);
+    }
+}
+// The fused kernels' store: reduces the RW dot partials and (NORM) the x²
+// partial over the row group (a warp: NT = 32; the block: NT = MV_THREADS),
+// then scales by 1/sqrt(mean x² + eps) and applies the mode.
+template <int RW, int NT, int NORM>
+__device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
+                                               const MVF &f) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (NT == 32) { // a warp per row group: shuffles (every lane gets the sums)
+        float inv = 1.0f;
+        if (NORM) { // the block staged x together, so Σx² is over the whole block
+            __shared__ float ssw[MV_THREADS / 32];
+            const float v = warp_sum(ss);
+            if (lane == 0) ssw[warp] = v;
+            __syncthreads();
+            float tot = 0.0f;
+#pragma unroll
+            for (int w = 0; w < MV_THREADS / 32; w++) tot += ssw[w];
+            inv = (float)(1.0 / sqrt((double)tot / (double)K + (double)f.eps));
+        }
+        const i64 half = N / 2;
+#pragma unroll
+        for (int r = 0; r < RW; r++) acc[r][0] = warp_sum(acc[r][0]) * inv;
+#pragma unroll
+        for (int r = 0; r < RW; r++) {
+            if (lane != r) continue;
+            if (f.mode & MVF_SWIGLU) {
+                if (r < RW / 2 && n0 / 2 + r < half) {
+                    const float a = acc[r][0], b = acc[r + RW / 2][0];
+                    mv_put_fused(y, n0 / 2 + r, a / (1.0f + expf(-a)) * b, f);
+                }
+            } else if (n0 + r < N) {
+                mv_put_fused(y, n0 + r, acc[r][0], f);
+            }
+        }
+    } else {
+        mv_store_fused_block<RW, NORM>(acc, ss, y, n0, N, K, f);
     }
 }
 
