@@ -289,8 +289,6 @@ mlxn_status mlxn_cuda_op_dequantize(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_matmul(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op);
 int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op);
-/* RoPE inverse frequency of rotated pair k (f64; rope_inv_freq_d in common.cu is the device twin). */
-double mlxn_cuda_rope_inv_freq(const mlxn_rope_params *p, int rot, int k);
 mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op);
 
 #endif /* MLXN_CUDA_INTERNAL_H */

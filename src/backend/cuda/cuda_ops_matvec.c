@@ -223,20 +223,19 @@ static mlxn_status mvt_try(mlxn_session *s, const mlxn_weight *w, CUdeviceptr da
 
 /* ---------------------------------------------------------------- fused one-row matmul */
 
-/* Mirror struct MVF and MVR in matvec.cu. */
+/* Mirrors struct MVF in matvec.cu. */
 typedef struct {
     CUdeviceptr nw, res;
     float eps;
     int mode;
-} mvf_params;
-typedef struct {
-    double inv[128];
-    CUdeviceptr pos, kc, vc, err;
+    CUdeviceptr pos, kc, vc, err; /* MVF_ROPE from here on */
     long long C;
-    int Hq, Hkv, D, rmode, kcdt, vcdt, ring;
-} mvr_params;
+    double theta, factor, lff, hff, omp;
+    int Hq, Hkv, D, rmode, scaling, kcdt, vcdt, ring;
+} mvf_params;
 #define MVF_RES 1
 #define MVF_SWIGLU 2
+#define MVF_ROPE 4
 
 mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done) {
     *done = 0;
@@ -286,12 +285,11 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
 
 /* The fused kernels of a b1 format, or NULL: [0] x through L1, [1] x·norm
  * staged in shared memory (matvec.cu NAME_b1f, NAME_b1fn: a block per 8
- * rows); [2], [3] the same with a warp per 8 rows (NAME_w1f, NAME_w1fn);
- * [4], [5] block ones with the rope epilogue (NAME_b1fr, NAME_b1fnr). */
+ * rows); [2], [3] the same with a warp per 8 rows (NAME_w1f, NAME_w1fn). */
 static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
-#define FN6(P) {P "_b1f", P "_b1fn", P "_w1f", P "_w1fn", P "_b1fr", P "_b1fnr"}
-    static const char *const k[5][6] = {FN6("mv_mlx4"), FN6("mv_mlx8"), FN6("mv_q4_0"), FN6("mv_q4_1"), FN6("mv_q8_0")};
-#undef FN6
+#define FN4(P) {P "_b1f", P "_b1fn", P "_w1f", P "_w1fn"}
+    static const char *const k[5][4] = {FN4("mv_mlx4"), FN4("mv_mlx8"), FN4("mv_q4_0"), FN4("mv_q4_1"), FN4("mv_q8_0")};
+#undef FN4
     const mlxn_weight_desc *d = &w->desc;
     if (!mv_wide8(d) || !mv_set(w, data)) return NULL; /* mv_set: the b1 kernels' alignment rules */
     if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
@@ -350,24 +348,22 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
 }
 
 /* Launches a fused one-row kernel: x [1, K] -> y with the norm / residual /
- * swiglu of f (and the rope epilogue of r when non-NULL); 8 rows (4 gate +
- * 4 up for swiglu, 4 rotation pairs for rope) per block or per warp. */
+ * swiglu of f; 8 rows (4 gate + 4 up for swiglu) per block or per warp. */
 static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const char *const *names,
-                                CUdeviceptr x, CUdeviceptr y, const mvf_params *f, const mvr_params *r, int norm) {
+                                CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
     const mlxn_weight_desc *d = &w->desc;
     const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
-    const int narrow = !r && units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
+    const int narrow = !(f->mode & MVF_ROPE) && units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
     wparams_mv p = wparams_of(w, data);
     int Mi = 1;
     long long Nl = d->rows;
     const int64_t groups = (f->mode & MVF_SWIGLU) ? (Nl / 2 + 3) / 4 : (Nl + 7) / 8;
     const int64_t gx = narrow ? (groups + 3) / 4 : groups;
     mvf_params fp = *f;
-    void *args[] = {&p, &x, &y, &Mi, &Nl, &fp, (void *)r};
-    const char *kname = names[r ? 4 + (norm ? 1 : 0) : (narrow ? 2 : 0) + (norm ? 1 : 0)];
-    return mlxn_cuda_launch(s, "matvec.cu", kname, (unsigned)gx, 1, 1, 128, norm ? (unsigned)(d->cols * 4) : 0,
-                            args);
+    void *args[] = {&p, &x, &y, &Mi, &Nl, &fp};
+    return mlxn_cuda_launch(s, "matvec.cu", names[(narrow ? 2 : 0) + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128,
+                            norm ? (unsigned)(d->cols * 4) : 0, args);
 }
 
 mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
@@ -378,27 +374,34 @@ mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
         return mlxn_set_error(MLXN_ERR_INTERNAL, "matmul_fused: dispatched to CUDA for weight '%s', which the fused "
                               "kernels do not take", w->desc.name);
     const mlxn_buffer *nw = op->in[1], *res = op->in[2];
-    mvf_params f = {nw ? mlxn_cuda_addr(nw) : 0, res ? mlxn_cuda_addr(res) : 0, op->f[0],
-                    (res ? MVF_RES : 0) | (op->i[0] ? MVF_SWIGLU : 0)};
-    mvr_params r;
+    mvf_params f;
+    memset(&f, 0, sizeof f);
+    f.nw = nw ? mlxn_cuda_addr(nw) : 0;
+    f.res = res ? mlxn_cuda_addr(res) : 0;
+    f.eps = op->f[0];
+    f.mode = (res ? MVF_RES : 0) | (op->i[0] ? MVF_SWIGLU : 0);
     if (op->in[3]) { /* rope: y = q|k|v of one step; k, v into the caches */
         const mlxn_buffer *kc = op->out[1], *vc = op->out[2];
         const mlxn_rope_params *rp = &op->p.rope;
-        memset(&r, 0, sizeof r);
-        r.Hkv = (int)kc->shape[0];
-        r.D = (int)kc->shape[2];
-        for (int i = 0; i < r.D / 2; i++) r.inv[i] = mlxn_cuda_rope_inv_freq(rp, r.D, i);
-        r.pos = mlxn_cuda_addr(op->in[3]);
-        r.kc = mlxn_cuda_addr(kc);
-        r.vc = mlxn_cuda_addr(vc);
-        r.err = mlxn_cuda_sess_of(s)->err_word;
-        r.C = kc->shape[1];
-        r.Hq = (int)(w->desc.rows / r.D) - 2 * r.Hkv;
-        r.rmode = rp->mode == MLXN_ROPE_ADJACENT ? 0 : 1;
-        r.kcdt = (int)kc->dtype;
-        r.vcdt = (int)vc->dtype;
-        r.ring = op->i[1];
+        f.mode |= MVF_ROPE;
+        f.pos = mlxn_cuda_addr(op->in[3]);
+        f.kc = mlxn_cuda_addr(kc);
+        f.vc = mlxn_cuda_addr(vc);
+        f.err = mlxn_cuda_sess_of(s)->err_word;
+        f.C = kc->shape[1];
+        f.theta = rp->theta;
+        f.factor = rp->factor;
+        f.lff = rp->low_freq_factor;
+        f.hff = rp->high_freq_factor;
+        f.omp = rp->original_max_pos;
+        f.Hkv = (int)kc->shape[0];
+        f.D = (int)kc->shape[2];
+        f.Hq = (int)(w->desc.rows / f.D) - 2 * f.Hkv;
+        f.rmode = rp->mode == MLXN_ROPE_ADJACENT ? 0 : 1;
+        f.scaling = (int)rp->scaling;
+        f.kcdt = (int)kc->dtype;
+        f.vcdt = (int)vc->dtype;
+        f.ring = op->i[1];
     }
-    return launch_fused(s, w, data, names, mlxn_cuda_addr(op->in[0]), mlxn_cuda_addr(op->out[0]), &f,
-                        op->in[3] ? &r : NULL, nw != NULL);
+    return launch_fused(s, w, data, names, mlxn_cuda_addr(op->in[0]), mlxn_cuda_addr(op->out[0]), &f, nw != NULL);
 }

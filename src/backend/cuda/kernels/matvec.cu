@@ -44,30 +44,27 @@ __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((
 // may be y); MVF_SWIGLU gives each row group RW/2 gate rows g0.. and the
 // matching up rows half + g0.. (N = 2·half rows) and writes y[g] =
 // silu(gate)·up.
-// MVR (the rope kernels NAME_b1fr / NAME_b1fnr: the q|k|v rows of one
-// decode step, rot_dims = D): each row group holds RW/2 rotation pairs --
-// rows (2i, 2i+1) of a head (rmode 0, adjacent) or (i, i + D/2) (rmode 1,
-// half-split) -- rotated by position pos[0] as rope_kv_kernel does (f64
-// inverse frequencies from the host, f64 angle reduction, f32 sin/cos); q
-// and k land rotated in y, k and v also in the caches [Hkv, C, D] at slot
-// pos (ring: pos % C; a position outside a linear cache sets bit 2 of *err
-// and skips the cache writes). A separate parameter of separate kernels,
-// so the others keep their small MVF and no rope code.
+// MVF_ROPE (the q|k|v rows of one decode step; rot_dims = D): each row
+// group holds RW/2 rotation pairs -- rows (2i, 2i+1) of a head (rmode 0,
+// adjacent) or (i, i + D/2) (rmode 1, half-split) -- rotated by position
+// pos[0] as rope_kv_kernel does (f64 frequency and angle reduction, f32
+// sin/cos); q and k land rotated in y, k and v also in the caches [Hkv, C, D]
+// at slot pos (ring: pos % C; a position outside a linear cache sets bit 2
+// of *err and skips the cache writes).
 #define MVF_RES 1
 #define MVF_SWIGLU 2
+#define MVF_ROPE 4
 struct MVF {
     const float *nw;  // [K] norm weight (NORM kernels)
     const float *res; // [N] residual (MVF_RES)
     float eps;
     int mode;
-};
-struct MVR {
-    double inv[128]; // inverse frequency of pair i
-    const int *pos;
+    const int *pos; // MVF_ROPE from here on
     void *kc, *vc;
     unsigned *err;
     i64 C;
-    int Hq, Hkv, D, rmode, kcdt, vcdt, ring;
+    double theta, factor, lff, hff, omp;
+    int Hq, Hkv, D, rmode, scaling, kcdt, vcdt, ring;
 };
 // XS (staged x, the norm kernels): the block first copies x·nw (summing x²
 // on the way) into shared memory with coalesced loads, then its threads read
@@ -105,7 +102,7 @@ __device__ __forceinline__ float4 ldxs(const float *xr, const float4 *xs, i64 k0
 // The RW weight rows of row group gi (n0 = gi·RW): rows n0 + r, or for
 // MVF_SWIGLU gate rows g0 + r (r < RW/2, g0 = gi·RW/2) and the up rows
 // half + g0 + r - RW/2; clamped to valid rows (the store skips those).
-// MVR with rmode 1: the group's RW/2 pairs (i, i + D/2) of one head.
+// MVF_ROPE with rmode 1: the group's RW/2 pairs (i, i + D/2) of one head.
 template <int RW>
 __device__ __forceinline__ i64 mv_rope_row(i64 n0, int D, int r) {
     const i64 gi = n0 / RW, gph = D / RW; // row groups per head
@@ -135,8 +132,8 @@ __device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swig
 __device__ __forceinline__ void mv_put_fused(float *y, i64 n, float v, const MVF &f) {
     y[n] = (f.mode & MVF_RES) ? f.res[n] + v : v;
 }
-// MVR: rows na, nb (one pair of one head) with values a, b.
-__device__ __forceinline__ void mv_rope_put(const MVR &f, float *y, i64 na, i64 nb, float a, float b) {
+// MVF_ROPE: rows na, nb (one pair of one head) with values a, b.
+__device__ __forceinline__ void mv_rope_put(const MVF &f, float *y, i64 na, i64 nb, float a, float b) {
     const int D = f.D, head = (int)(na / D), da = (int)(na % D), db = (int)(nb % D);
     const i64 p = f.pos[0];
     const bool ok = p >= 0 && (f.ring || p < f.C);
@@ -153,7 +150,8 @@ __device__ __forceinline__ void mv_rope_put(const MVR &f, float *y, i64 na, i64 
         return;
     }
     const double TWO_PI = 6.283185307179586476925286766559;
-    const double ang = (double)p * f.inv[f.rmode == 0 ? da / 2 : da];
+    const double ang = (double)p * rope_inv_freq_d(f.rmode == 0 ? da / 2 : da, D, f.theta, f.scaling, f.factor,
+                                                   f.lff, f.hff, f.omp);
     const double r = ang - rint(ang * (1.0 / TWO_PI)) * TWO_PI;
     float sn, cs;
     sincosf((float)r, &sn, &cs);
@@ -168,9 +166,9 @@ __device__ __forceinline__ void mv_rope_put(const MVR &f, float *y, i64 na, i64 
 }
 
 // The block-wide row group's half of mv_store_fused (NT = MV_THREADS).
-template <int RW, int NORM, int ROPE>
+template <int RW, int NORM>
 __device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
-                                                     const MVF &f, const MVR *rp) {
+                                                     const MVF &f) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     __shared__ float red[MV_THREADS / 32][RW + 1];
 #pragma unroll
@@ -191,19 +189,18 @@ __device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float 
         for (int w = 0; w < MV_THREADS / 32; w++) tot += red[w][RW];
         inv = (float)(1.0 / sqrt((double)tot / (double)K + (double)f.eps));
     }
-    if (ROPE) { // thread t: pair t of the group
-        const MVR &r = *rp;
+    if (f.mode & MVF_ROPE) { // thread t: pair t of the group
         if (t < RW / 2) {
-            const int ia = r.rmode == 0 ? 2 * t : t, ib = r.rmode == 0 ? 2 * t + 1 : t + RW / 2;
+            const int ia = f.rmode == 0 ? 2 * t : t, ib = f.rmode == 0 ? 2 * t + 1 : t + RW / 2;
             float a = 0.0f, b = 0.0f;
 #pragma unroll
             for (int w = 0; w < MV_THREADS / 32; w++) {
                 a += red[w][ia];
                 b += red[w][ib];
             }
-            const i64 na = r.rmode == 0 ? n0 + ia : mv_rope_row<RW>(n0, r.D, ia),
-                      nb = r.rmode == 0 ? n0 + ib : mv_rope_row<RW>(n0, r.D, ib);
-            mv_rope_put(r, y, na, nb, a * inv, b * inv);
+            const i64 na = f.rmode == 0 ? n0 + ia : mv_rope_row<RW>(n0, f.D, ia),
+                      nb = f.rmode == 0 ? n0 + ib : mv_rope_row<RW>(n0, f.D, ib);
+            mv_rope_put(f, y, na, nb, a * inv, b * inv);
         }
         return;
     }
@@ -232,9 +229,9 @@ __device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float 
 // The fused kernels' store: reduces the RW dot partials and (NORM) the x²
 // partial over the row group (a warp: NT = 32; the block: NT = MV_THREADS),
 // then scales by 1/sqrt(mean x² + eps) and applies the mode.
-template <int RW, int NT, int NORM, int ROPE>
+template <int RW, int NT, int NORM>
 __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
-                                               const MVF &f, const MVR *rp) {
+                                               const MVF &f) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (NT == 32) { // a warp per row group: shuffles (every lane gets the sums)
         float inv = 1.0f;
@@ -264,7 +261,7 @@ __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, fl
             }
         }
     } else {
-        mv_store_fused_block<RW, NORM, ROPE>(acc, ss, y, n0, N, K, f, rp);
+        mv_store_fused_block<RW, NORM>(acc, ss, y, n0, N, K, f);
     }
 }
 
@@ -329,10 +326,8 @@ __device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
 // 2 stages x·nw in shared memory (the norm prologue; needs K % 32 == 0 and
 // K floats of dynamic shared memory); f gives the norm weight, residual and
 // mode.
-template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0, int FU = 0,
-          int ROPE = 0>
-__device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{},
-                            const MVR *rp = nullptr) {
+template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0, int FU = 0>
+__device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{}) {
     const int NORM = FU == 2, XS = NORM;
     extern __shared__ float4 xs_dyn[];
     const int VALS = 128 / BITS; // values per 16-byte chunk
@@ -348,7 +343,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[r][m] = 0.0f;
     i64 rows[RW];
-    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU), ROPE && rp->rmode == 1, ROPE ? rp->D : 0);
+    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU), FU && (f.mode & MVF_ROPE) && f.rmode == 1, f.D);
     float ss = 0.0f; // NORM: this thread's Σ x²
 
     const int UNR = UNR_ ? UNR_ : RW >= 8 ? 2 : 4; // chunks per lane whose loads are issued together
@@ -451,7 +446,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
     }
     }
     if (EW && !XS && lane >= nchunks) PDL_WAIT(); // threads without a chunk
-    if (FU) mv_store_fused<RW, NT, NORM, ROPE>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f, rp);
+    if (FU) mv_store_fused<RW, NT, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
     else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
@@ -541,9 +536,8 @@ __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
 
 // EW: early weight loads, as in mv_mlx_body.
 // FU: fused kernels, as in mv_mlx_body.
-template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0, int FU = 0, int ROPE = 0>
-__device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{},
-                              const MVR *rp = nullptr) {
+template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0, int FU = 0>
+__device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{}) {
     const int NORM = FU == 2, XS = NORM;
     extern __shared__ float4 xs_dyn[];
     const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
@@ -560,7 +554,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[r][m] = 0.0f;
     i64 rows[RW];
-    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU), ROPE && rp->rmode == 1, ROPE ? rp->D : 0);
+    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU), FU && (f.mode & MVF_ROPE) && f.rmode == 1, f.D);
     float ss = 0.0f; // NORM: this thread's Σ x²
     const int UNR = UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
 #pragma unroll 1
@@ -662,7 +656,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     }
     }
     if (EW && !XS && lane >= nblk) PDL_WAIT(); // threads without a block
-    if (FU) mv_store_fused<RW, NT, NORM, ROPE>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f, rp);
+    if (FU) mv_store_fused<RW, NT, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
     else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
@@ -941,16 +935,7 @@ MVXE(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
 // NAME_w1f / NAME_w1fn: the same with a warp per 8-row group (32 rows a
 // block), for short rows, where a block-wide group leaves most threads
 // without a chunk (K = 576 MLX 4-bit: 18 chunks a row for 128 threads).
-// NAME_b1fr / NAME_b1fnr: the rope epilogue (MVR), block row groups only.
-#define MVXFR(NAME, BODY, ...)                                                                                 \
-    extern "C" __global__ void __launch_bounds__(MV_THREADS, 4) NAME(WP w, const float *x, float *y, int M, i64 N, \
-                                                                       MVF f, MVR r) {                       \
-        PDL_LAUNCH();                                                                                      \
-        BODY<__VA_ARGS__>(w, x, y, M, N, f, &r);                                                           \
-    }
-#define MVXF2(P, BODY, ...)                                                                                   \
-    MVXF(P##_b1f, BODY, __VA_ARGS__, 1) MVXF(P##_b1fn, BODY, __VA_ARGS__, 2)                                   \
-    MVXFR(P##_b1fr, BODY, __VA_ARGS__, 1, 1) MVXFR(P##_b1fnr, BODY, __VA_ARGS__, 2, 1)
+#define MVXF2(P, BODY, ...) MVXF(P##_b1f, BODY, __VA_ARGS__, 1) MVXF(P##_b1fn, BODY, __VA_ARGS__, 2)
 #define MVXF4(P, BODY, T, ...) \
     MVXF2(P, BODY, T, 1, 8, MV_THREADS, __VA_ARGS__) MVXF(P##_w1f, BODY, T, 1, 8, 32, __VA_ARGS__, 1) \
     MVXF(P##_w1fn, BODY, T, 1, 8, 32, __VA_ARGS__, 2)
