@@ -347,15 +347,6 @@ typedef struct mlxn_matmul_fusion {
     const mlxn_buffer *residual; /* [M, N] f32 added to the result, or NULL */
     mlxn_buffer *x_scratch;      /* [M, K] f32 (with norm) */
     mlxn_buffer *y_scratch;      /* [M, R] f32 (with swiglu or residual) */
-    /* The attention prologue (one row of x; not with swiglu or residual):
-     * W's rows are Hq query, Hkv key and Hkv value heads of D values (Hkv, D
-     * from k_cache [Hkv, C, D]); after the product, exactly
-     * mlxn_rope_kv_append(q, k, v, positions, rope, ring, k_cache, v_cache)
-     * on the three parts of y [1, (Hq + 2·Hkv)·D]. NULL rope: none. */
-    const mlxn_rope_params *rope;
-    const mlxn_buffer *positions; /* i32 [1] */
-    mlxn_buffer *k_cache, *v_cache;
-    int ring;
 } mlxn_matmul_fusion;
 MLXN_API mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w,
                                        const mlxn_matmul_fusion *f, mlxn_buffer *y);

@@ -408,37 +408,6 @@ static void test_matmul_fused_errors(void) {
     g.swiglu = 0;
     g.residual = B2(MLXN_F32, 2, 16);
     CHECK_ERR(mlxn_matmul_fused(S, x, w, &g, ys), MLXN_ERR_INVALID_ARG, "matmul_fused: y_scratch must not alias y");
-    /* rope (the attention prologue): one row, q|k|v rows, not with swiglu/residual */
-    {
-        mlxn_buffer *wq = B2(MLXN_F32, 8 * 16, 32); /* Hq 4 + 2 x Hkv 2 heads of 16 */
-        mlxn_weight_desc qd = {.format = MLXN_WEIGHT_DENSE, .rows = 128, .cols = 32, .data = wq, .name = "wqkv"};
-        mlxn_weight *wqkv = NULL;
-        CHECK_OK(mlxn_weight_create(&qd, &wqkv));
-        mlxn_buffer *x1 = B2(MLXN_F32, 1, 32), *y1 = B2(MLXN_F32, 1, 128), *pos = B1(MLXN_I32, 1);
-        mlxn_buffer *kc = B3(MLXN_F16, 2, 8, 16), *vc = B3(MLXN_F16, 2, 8, 16);
-        mlxn_rope_params rp = {.mode = MLXN_ROPE_HALF_SPLIT, .theta = 10000.0f};
-        mlxn_matmul_fusion fr = {.rope = &rp, .positions = pos, .k_cache = kc, .v_cache = vc};
-        CHECK_OK(mlxn_matmul_fused(S, x1, wqkv, &fr, y1));
-        CHECK_ERR(mlxn_matmul_fused(S, B2(MLXN_F32, 2, 32), wqkv, &fr, B2(MLXN_F32, 2, 128)), MLXN_ERR_SHAPE,
-                  "matmul_fused: rope takes one row of x (a decode step), got 2");
-        mlxn_matmul_fusion g2 = fr;
-        g2.v_cache = NULL;
-        CHECK_ERR(mlxn_matmul_fused(S, x1, wqkv, &g2, y1), MLXN_ERR_INVALID_ARG,
-                  "matmul_fused: rope needs positions, k_cache and v_cache");
-        g2 = fr;
-        g2.k_cache = B3(MLXN_F16, 2, 8, 48);
-        CHECK_ERR(mlxn_matmul_fused(S, x1, wqkv, &g2, y1), MLXN_ERR_SHAPE,
-                  "matmul_fused: weight 'wqkv' has 128 rows, not q|k|v heads of 48");
-        g2 = fr;
-        g2.v_cache = kc;
-        CHECK_ERR(mlxn_matmul_fused(S, x1, wqkv, &g2, y1), MLXN_ERR_INVALID_ARG, "matmul_fused: v_cache");
-        g2 = fr;
-        g2.residual = y1;
-        g2.y_scratch = B2(MLXN_F32, 1, 128);
-        CHECK_ERR(mlxn_matmul_fused(S, x1, wqkv, &g2, y1), MLXN_ERR_INVALID_ARG,
-                  "matmul_fused: rope does not combine with residual");
-        mlxn_weight_destroy(wqkv);
-    }
     /* odd row count with swiglu */
     mlxn_weight_desc od = {.format = MLXN_WEIGHT_DENSE, .rows = 15, .cols = 32, .data = B2(MLXN_F32, 15, 32), .name = "w15"};
     mlxn_weight *w15 = NULL;

@@ -171,16 +171,14 @@ const char *mlxn_op_name(mlxn_op_kind k);
  *  ROPE_KV_APPEND:     in[0]=q, in[1]=k (both rotated in place), in[2]=v, in[3]=positions, p.rope (rot_dims
  *                      resolved), i[0]=ring, out[0]=k_cache, out[1]=v_cache. Optional: without a backend
  *                      kernel the op layer runs rope, rope, kv_append, kv_append.
- *  MATMUL_FUSED:       w, in[0]=x, in[1]=norm|NULL, in[2]=residual|NULL, in[3]=positions|NULL (rope),
- *                      f[0]=norm eps, i[0]=swiglu, i[1]=ring, p.rope (rot_dims resolved; with positions),
- *                      out[0]=y, out[1]=k_cache, out[2]=v_cache (rope). Optional: the op layer dispatches
- *                      it only where the backend's fusable() says yes, and otherwise runs rms_norm,
- *                      matmul, silu_mul, add, rope_kv_append.
+ *  MATMUL_FUSED:       w, in[0]=x, in[1]=norm|NULL, in[2]=residual|NULL, f[0]=norm eps, i[0]=swiglu,
+ *                      out[0]=y. Optional: the op layer dispatches it only where the backend's
+ *                      fusable() says yes, and otherwise runs rms_norm, matmul, silu_mul, add.
  * Validation guarantees the shapes/dtypes documented in mlxn.h. */
 typedef struct mlxn_op {
     mlxn_op_kind kind;
     const mlxn_buffer *in[4];
-    mlxn_buffer *out[3];
+    mlxn_buffer *out[2];
     const mlxn_weight *w;
     float f[2];
     int i[2];

@@ -31,13 +31,13 @@ mlxn_status mlxn_session_finish(mlxn_session *s) {
 
 static void op_release_refs(mlxn_op *op) {
     for (int i = 0; i < 4; i++) mlxn_buffer_release((mlxn_buffer *)op->in[i]);
-    for (int i = 0; i < 3; i++) mlxn_buffer_release(op->out[i]);
+    for (int i = 0; i < 2; i++) mlxn_buffer_release(op->out[i]);
     /* weights are not refcounted: the caller keeps them alive while the graph lives */
 }
 
 static void op_retain_refs(mlxn_op *op) {
     for (int i = 0; i < 4; i++) mlxn_buffer_retain((mlxn_buffer *)op->in[i]);
-    for (int i = 0; i < 3; i++) mlxn_buffer_retain(op->out[i]);
+    for (int i = 0; i < 2; i++) mlxn_buffer_retain(op->out[i]);
 }
 
 static void clear_recording(mlxn_session *s) {

@@ -21,9 +21,8 @@
  * Where the backend runs mlxn_matmul_fused as one kernel (CUDA, one row), the
  * one-row step also folds SiLU·mul into gate|up, the residual adds into the
  * o and down projections and, where the backend takes it (CUDA: rows up to
- * 1024), each pre-norm into the q|k|v, gate|up and lm_head matmuls, and
- * RoPE with the cache writes into the q|k|v matmul: per layer q|k|v (+rope,
- * cache), attention, o, gate|up, down. */
+ * 1024), each pre-norm into the q|k|v, gate|up and lm_head matmuls: per
+ * layer q|k|v, rope+cache, attention, o, gate|up, down. */
 #include "model/model.h"
 
 #include <math.h>
@@ -295,36 +294,16 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
     mlxn_buffer *pend = NULL;
     for (int l = 0; l < c->n_layers; l++) {
         const mlxn_layer_weights *L = &m->layers[l];
-        /* ---- attention: q|k|v = rms_norm(x)·Wqkvᵀ, then rope and the cache
-         * writes, in one kernel where the backend can (rope only directly after
-         * the matmul: not with q/k/v biases or q/k norms) */
+        /* ---- attention: q|k|v = rms_norm(x)·Wqkvᵀ in one kernel where the backend can */
+        mlxn_matmul_fusion fq = {.norm = L->attn_norm, .norm_eps = eps, .x_scratch = v->h};
         const int fused_qkv = one && L->wqkv && f->qkv;
-        const int rope_in = fused_qkv && !L->qkv_bias && !L->q_norm;
-        mlxn_matmul_fusion fq = {.norm = L->attn_norm, .norm_eps = eps, .x_scratch = v->h, .rope = &c->rope,
-                                 .positions = v->pos, .k_cache = kv->k[l], .v_cache = kv->v[l]};
-        int roped = 0, done = 0;
-        for (int try_rope = rope_in; try_rope >= 0 && fused_qkv && !pend && !done; try_rope--) {
-            fq.rope = try_rope ? &c->rope : NULL;
-            if (mlxn_matmul_fused_native(s, v->x, L->wqkv, &fq, f->qkv)) {
-                MLXN_TRY(mlxn_matmul_fused(s, v->x, L->wqkv, &fq, f->qkv));  // [1, Hq*D + 2*Hkv*D]
-                roped = try_rope;
-                done = 1;
-            }
-        }
-        if (!done) {
+        if (fused_qkv && !pend && mlxn_matmul_fused_native(s, v->x, L->wqkv, &fq, f->qkv)) {
+            MLXN_TRY(mlxn_matmul_fused(s, v->x, L->wqkv, &fq, f->qkv));      // [1, Hq*D + 2*Hkv*D]
+        } else {
             MLXN_TRY(norm_pending(s, pend, v->x, L->attn_norm, eps, v->h));  // x += pend; h = norm(x)
             pend = NULL;
             if (fused_qkv) {
-                mlxn_matmul_fusion fr = fq;
-                fr.norm = NULL;
-                fr.x_scratch = NULL;
-                fr.rope = &c->rope;
-                if (rope_in && mlxn_matmul_fused_native(s, v->h, L->wqkv, &fr, f->qkv)) {
-                    MLXN_TRY(mlxn_matmul_fused(s, v->h, L->wqkv, &fr, f->qkv));
-                    roped = 1;
-                } else {
-                    MLXN_TRY(mlxn_matmul(s, v->h, L->wqkv, f->qkv));
-                }
+                MLXN_TRY(mlxn_matmul(s, v->h, L->wqkv, f->qkv));
             } else {
                 MLXN_TRY(mlxn_matmul(s, v->h, L->wq, v->q2));               // [n, Hq*D]
                 MLXN_TRY(mlxn_matmul(s, v->h, L->wk, v->k2));               // [n, Hkv*D]
@@ -337,7 +316,7 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
                 MLXN_TRY(mlxn_rms_norm(s, f->qh, L->q_norm, eps, f->qh));    // [Hq, D]
                 MLXN_TRY(mlxn_rms_norm(s, f->kh, L->k_norm, eps, f->kh));    // [Hkv, D]
             }
-            if (!roped) MLXN_TRY(mlxn_rope_kv_append(s, f->q3, f->k3, f->v3, v->pos, &c->rope, 0, kv->k[l], kv->v[l]));
+            MLXN_TRY(mlxn_rope_kv_append(s, f->q3, f->k3, f->v3, v->pos, &c->rope, 0, kv->k[l], kv->v[l]));
             MLXN_TRY(mlxn_attention(s, f->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [1, Hq, D]
         } else {
             if (L->q_bias) {

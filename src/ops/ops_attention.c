@@ -102,9 +102,10 @@ mlxn_status mlxn_kv_append(mlxn_session *s, const mlxn_buffer *src, const mlxn_b
     return mlxn_dispatch(s, &o);
 }
 
-mlxn_status mlxn_rope_kv_append_check(const char *op, mlxn_session *s, const mlxn_buffer *q, const mlxn_buffer *k,
-                                      const mlxn_buffer *v, const mlxn_buffer *positions, const mlxn_rope_params *p,
-                                      int ring, const mlxn_buffer *k_cache, const mlxn_buffer *v_cache, int *rot_out) {
+mlxn_status mlxn_rope_kv_append(mlxn_session *s, mlxn_buffer *q, mlxn_buffer *k, const mlxn_buffer *v,
+                                const mlxn_buffer *positions, const mlxn_rope_params *p, int ring, mlxn_buffer *k_cache,
+                                mlxn_buffer *v_cache) {
+    const char *op = "rope_kv_append";
     int rot_q = 0, rot_k = 0;
     /* each part as its own op would see it, then what ties them together */
     MLXN_TRY(mlxn_rope_check(op, s, q, positions, p, q, &rot_q));
@@ -120,15 +121,6 @@ mlxn_status mlxn_rope_kv_append_check(const char *op, mlxn_session *s, const mlx
     MLXN_TRY(mlxn_opv_alias(op, "v_cache", v_cache, "q", q, 0));
     MLXN_TRY(mlxn_opv_alias(op, "v_cache", v_cache, "k", k, 0));
     MLXN_TRY(mlxn_opv_alias(op, "v_cache", v_cache, "k_cache", k_cache, 0));
-    *rot_out = rot_q;
-    return MLXN_OK;
-}
-
-mlxn_status mlxn_rope_kv_append(mlxn_session *s, mlxn_buffer *q, mlxn_buffer *k, const mlxn_buffer *v,
-                                const mlxn_buffer *positions, const mlxn_rope_params *p, int ring, mlxn_buffer *k_cache,
-                                mlxn_buffer *v_cache) {
-    int rot_q = 0;
-    MLXN_TRY(mlxn_rope_kv_append_check("rope_kv_append", s, q, k, v, positions, p, ring, k_cache, v_cache, &rot_q));
     if (!s->device->ops->op[MLXN_OP_ROPE_KV_APPEND]) { /* no fused kernel: the four ops */
         MLXN_TRY(mlxn_rope(s, q, positions, p, q));
         MLXN_TRY(mlxn_rope(s, k, positions, p, k));

@@ -48,9 +48,5 @@ mlxn_status mlxn_rope_check(const char *op, mlxn_session *s, const mlxn_buffer *
                             const mlxn_rope_params *p, const mlxn_buffer *y, int *rot_out);
 mlxn_status mlxn_kv_append_check(const char *op, mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions,
                                  int ring, const mlxn_buffer *cache);
-/* Everything mlxn_rope_kv_append checks; *rot_out = the resolved rot_dims. */
-mlxn_status mlxn_rope_kv_append_check(const char *op, mlxn_session *s, const mlxn_buffer *q, const mlxn_buffer *k,
-                                      const mlxn_buffer *v, const mlxn_buffer *positions, const mlxn_rope_params *p,
-                                      int ring, const mlxn_buffer *k_cache, const mlxn_buffer *v_cache, int *rot_out);
 
 #endif

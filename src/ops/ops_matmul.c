@@ -57,20 +57,14 @@ mlxn_status mlxn_matmul(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight
 }
 
 /* The separate ops of mlxn_matmul_fused (validated arguments): rms_norm into
- * x_scratch; matmul into y (plain, rope) or y_scratch; per row of x, silu_mul
- * of the gate and up halves and/or the residual add into y; rope_kv_append
- * on the q, k, v views of y. */
+ * x_scratch; matmul into y (plain) or y_scratch; per row of x, silu_mul of
+ * the gate and up halves and/or the residual add into y. */
 static mlxn_status matmul_fused_split(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w,
-                                      const mlxn_matmul_fusion *f, mlxn_buffer *y, mlxn_buffer *qkv[3]) {
+                                      const mlxn_matmul_fusion *f, mlxn_buffer *y) {
     const mlxn_buffer *xin = x;
     if (f->norm) {
         MLXN_TRY(mlxn_rms_norm(s, x, f->norm, f->norm_eps, f->x_scratch)); // [M, K]
         xin = f->x_scratch;
-    }
-    if (f->rope) { /* y = q|k|v, then the attention prologue on its views */
-        MLXN_TRY(mlxn_matmul(s, xin, w, y));
-        return mlxn_rope_kv_append(s, qkv[0], qkv[1], qkv[2], f->positions, f->rope, f->ring, f->k_cache,
-                                   f->v_cache);
     }
     if (!f->swiglu && !f->residual) return mlxn_matmul(s, xin, w, y);
     MLXN_TRY(mlxn_matmul(s, xin, w, f->y_scratch)); // [M, R]
@@ -94,46 +88,6 @@ static mlxn_status matmul_fused_split(mlxn_session *s, const mlxn_buffer *x, con
         mlxn_buffer_release(rm);
     }
     return st;
-}
-
-/* The rope part of mlxn_matmul_fused: checks it and makes the q, k and v
- * views of y [1, (Hq + 2·Hkv)·D] that mlxn_rope_kv_append sees; *rot = the
- * resolved rot_dims. The caller releases qkv[]. */
-static mlxn_status rope_views(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w, const mlxn_matmul_fusion *f,
-                              mlxn_buffer *y, mlxn_buffer *qkv[3], int *rot) {
-    const char *op = "matmul_fused";
-    if (f->swiglu || f->residual)
-        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "matmul_fused: rope does not combine with %s",
-                              f->swiglu ? "swiglu" : "residual");
-    if (x->shape[0] != 1)
-        return mlxn_set_error(MLXN_ERR_SHAPE, "matmul_fused: rope takes one row of x (a decode step), got %lld",
-                              (long long)x->shape[0]);
-    if (!f->positions || !f->k_cache || !f->v_cache)
-        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "matmul_fused: rope needs positions, k_cache and v_cache");
-    MLXN_TRY(mlxn_opv_buf(op, s, "k_cache", f->k_cache));
-    MLXN_TRY(mlxn_opv_ndim(op, "k_cache", f->k_cache, 3));
-    const int64_t Hkv = f->k_cache->shape[0], D = f->k_cache->shape[2], R = w->desc.rows;
-    if (R % D || R / D - 2 * Hkv < 1)
-        return mlxn_set_error(MLXN_ERR_SHAPE,
-                              "matmul_fused: weight '%s' has %lld rows, not q|k|v heads of %lld (with %lld KV heads "
-                              "from k_cache)", w->desc.name, (long long)R, (long long)D, (long long)Hkv);
-    const int64_t Hq = R / D - 2 * Hkv;
-    int64_t sq[3] = {1, Hq, D}, skv[3] = {1, Hkv, D};
-    size_t fsz = sizeof(float);
-    MLXN_TRY(mlxn_buffer_view(y, 0, MLXN_F32, 3, sq, &qkv[0]));
-    MLXN_TRY(mlxn_buffer_view(y, (size_t)(Hq * D) * fsz, MLXN_F32, 3, skv, &qkv[1]));
-    MLXN_TRY(mlxn_buffer_view(y, (size_t)((Hq + Hkv) * D) * fsz, MLXN_F32, 3, skv, &qkv[2]));
-    MLXN_TRY(mlxn_rope_kv_append_check(op, s, qkv[0], qkv[1], qkv[2], f->positions, f->rope, f->ring, f->k_cache,
-                                       f->v_cache, rot));
-    const mlxn_buffer *caches[2] = {f->k_cache, f->v_cache};
-    const char *cn[2] = {"k_cache", "v_cache"};
-    for (int i = 0; i < 2; i++) {
-        MLXN_TRY(mlxn_opv_alias(op, cn[i], caches[i], "x", x, 0));
-        MLXN_TRY(mlxn_opv_alias(op, cn[i], caches[i], "norm", f->norm, 0));
-        MLXN_TRY(mlxn_opv_alias(op, cn[i], caches[i], "x_scratch", f->x_scratch, 0));
-        MLXN_TRY(check_weight_alias(op, cn[i], caches[i], w));
-    }
-    return MLXN_OK;
 }
 
 mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w,
@@ -204,24 +158,10 @@ mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_
         MLXN_TRY(mlxn_opv_alias(op, "y_scratch", f->y_scratch, "x_scratch", f->x_scratch, 0));
         MLXN_TRY(check_weight_alias(op, "y_scratch", f->y_scratch, w));
     }
-    mlxn_buffer *qkv[3] = {NULL, NULL, NULL}; /* rope: views of y [1, H, D] */
-    int rot = 0;
-    mlxn_status st = f->rope ? rope_views(s, x, w, f, y, qkv, &rot) : MLXN_OK;
-    if (st == MLXN_OK) {
-        if (!mlxn_matmul_fused_native(s, x, w, f, y)) {
-            st = matmul_fused_split(s, x, w, f, y, qkv);
-        } else {
-            mlxn_op o = {.kind = MLXN_OP_MATMUL_FUSED, .w = w, .in = {x, f->norm, f->residual, f->positions},
-                         .out = {y, f->k_cache, f->v_cache}, .f = {f->norm_eps}, .i = {f->swiglu, f->ring}};
-            if (f->rope) {
-                o.p.rope = *f->rope;
-                o.p.rope.rot_dims = rot;
-            }
-            st = mlxn_dispatch(s, &o);
-        }
-    }
-    for (int i = 0; i < 3; i++) mlxn_buffer_release(qkv[i]);
-    return st;
+    if (!mlxn_matmul_fused_native(s, x, w, f, y)) return matmul_fused_split(s, x, w, f, y);
+    mlxn_op o = {.kind = MLXN_OP_MATMUL_FUSED, .w = w, .in = {x, f->norm, f->residual}, .out = {y},
+                 .f = {f->norm_eps}, .i = {f->swiglu}};
+    return mlxn_dispatch(s, &o);
 }
 
 int mlxn_matmul_fused_native(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w, const mlxn_matmul_fusion *f,
@@ -229,13 +169,8 @@ int mlxn_matmul_fused_native(mlxn_session *s, const mlxn_buffer *x, const mlxn_w
     if (!s || !x || !w || !f || !y || x->ndim != 2) return 0;
     const mlxn_backend_ops *ops = s->device->ops;
     if (!ops->op[MLXN_OP_MATMUL_FUSED] || !ops->fusable) return 0;
-    mlxn_op o = {.kind = MLXN_OP_MATMUL_FUSED, .w = w, .in = {x, f->norm, f->residual, f->positions},
-                 .out = {(mlxn_buffer *)y, f->k_cache, f->v_cache}, .f = {f->norm_eps}, .i = {f->swiglu, f->ring}};
-    if (f->rope) {
-        if (!f->positions || !f->k_cache || !f->v_cache || f->k_cache->ndim != 3) return 0;
-        o.p.rope = *f->rope;
-        if (o.p.rope.rot_dims == 0) o.p.rope.rot_dims = (int)f->k_cache->shape[2];
-    }
+    mlxn_op o = {.kind = MLXN_OP_MATMUL_FUSED, .w = w, .in = {x, f->norm, f->residual}, .out = {(mlxn_buffer *)y},
+                 .f = {f->norm_eps}, .i = {f->swiglu}};
     return ops->fusable(s, &o);
 }
 

@@ -14,8 +14,7 @@
  * MLXN_CUDA_NO_Q4_1_MV=1 (Q4_1 back to the generic kernel). Sets *done = 0
  * when no fast path applies so the caller runs the generic kernel.
  * MLXN_OP_MATMUL_FUSED (one row of x, the b1 formats) launches the fused b1
- * kernels (norm prologue for K <= 1024, residual / SwiGLU / rope+KV-cache
- * epilogue); env
+ * kernels (norm prologue for K <= 1024, residual / SwiGLU epilogue); env
  * MLXN_CUDA_FUSE=0 declines it, so the op layer runs the separate ops (A/B
  * runs). */
 #include "backend/cuda/cuda_internal.h"
@@ -228,14 +227,9 @@ typedef struct {
     CUdeviceptr nw, res;
     float eps;
     int mode;
-    CUdeviceptr pos, kc, vc, err; /* MVF_ROPE from here on */
-    long long C;
-    double theta, factor, lff, hff, omp;
-    int Hq, Hkv, D, rmode, scaling, kcdt, vcdt, ring;
 } mvf_params;
 #define MVF_RES 1
 #define MVF_SWIGLU 2
-#define MVF_ROPE 4
 
 mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done) {
     *done = 0;
@@ -336,14 +330,6 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
     if (nw && (mlxn_cuda_addr(nw) % 16 || K % 32 || K > norm_fuse_max_k())) return 0;
     const int64_t rows = op->w->desc.rows, gx = op->i[0] ? (rows / 2 + 3) / 4 : (rows + 7) / 8;
     if (gx > 0x7fffffff) return 0;
-    if (op->in[3]) { /* rope: whole-head rotation, 8-row groups inside a head (env MLXN_CUDA_FUSE_ROPE=0: off) */
-        const char *er = getenv("MLXN_CUDA_FUSE_ROPE");
-        if (er && er[0] == '0' && er[1] == 0) return 0;
-        const mlxn_rope_params *rp = &op->p.rope;
-        const int64_t D = op->out[1]->shape[2];
-        if (rp->rot_dims != D || D % 8 || D > 256 || (rp->mode != MLXN_ROPE_ADJACENT && rp->mode != MLXN_ROPE_HALF_SPLIT))
-            return 0;
-    }
     return fused_names(op->w, mlxn_cuda_addr(op->w->desc.data)) != NULL;
 }
 
@@ -354,7 +340,7 @@ static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdevicep
     const mlxn_weight_desc *d = &w->desc;
     const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
-    const int narrow = !(f->mode & MVF_ROPE) && units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
+    const int narrow = units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
     wparams_mv p = wparams_of(w, data);
     int Mi = 1;
     long long Nl = d->rows;
@@ -374,34 +360,7 @@ mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
         return mlxn_set_error(MLXN_ERR_INTERNAL, "matmul_fused: dispatched to CUDA for weight '%s', which the fused "
                               "kernels do not take", w->desc.name);
     const mlxn_buffer *nw = op->in[1], *res = op->in[2];
-    mvf_params f;
-    memset(&f, 0, sizeof f);
-    f.nw = nw ? mlxn_cuda_addr(nw) : 0;
-    f.res = res ? mlxn_cuda_addr(res) : 0;
-    f.eps = op->f[0];
-    f.mode = (res ? MVF_RES : 0) | (op->i[0] ? MVF_SWIGLU : 0);
-    if (op->in[3]) { /* rope: y = q|k|v of one step; k, v into the caches */
-        const mlxn_buffer *kc = op->out[1], *vc = op->out[2];
-        const mlxn_rope_params *rp = &op->p.rope;
-        f.mode |= MVF_ROPE;
-        f.pos = mlxn_cuda_addr(op->in[3]);
-        f.kc = mlxn_cuda_addr(kc);
-        f.vc = mlxn_cuda_addr(vc);
-        f.err = mlxn_cuda_sess_of(s)->err_word;
-        f.C = kc->shape[1];
-        f.theta = rp->theta;
-        f.factor = rp->factor;
-        f.lff = rp->low_freq_factor;
-        f.hff = rp->high_freq_factor;
-        f.omp = rp->original_max_pos;
-        f.Hkv = (int)kc->shape[0];
-        f.D = (int)kc->shape[2];
-        f.Hq = (int)(w->desc.rows / f.D) - 2 * f.Hkv;
-        f.rmode = rp->mode == MLXN_ROPE_ADJACENT ? 0 : 1;
-        f.scaling = (int)rp->scaling;
-        f.kcdt = (int)kc->dtype;
-        f.vcdt = (int)vc->dtype;
-        f.ring = op->i[1];
-    }
+    mvf_params f = {nw ? mlxn_cuda_addr(nw) : 0, res ? mlxn_cuda_addr(res) : 0, op->f[0],
+                    (res ? MVF_RES : 0) | (op->i[0] ? MVF_SWIGLU : 0)};
     return launch_fused(s, w, data, names, mlxn_cuda_addr(op->in[0]), mlxn_cuda_addr(op->out[0]), &f, nw != NULL);
 }

@@ -62,29 +62,6 @@ __device__ __forceinline__ void stf(void *p, int dt, i64 i, float v) {
     else ((u16 *)p)[i] = f2bf(v);
 }
 
-// RoPE inverse frequency of rotated pair k of rot dims, in f64: theta^(-2k/rot),
-// then scaling 1 (linear: / factor) or 2 (Llama 3: frequency-dependent,
-// factor, low/high frequency factors lff/hff, original context omp). The
-// same formula as the host's rope_inv_freq (cuda_ops_basic.c).
-__device__ __forceinline__ double rope_inv_freq_d(int k, int rot, double theta, int scaling, double factor,
-                                                  double lff, double hff, double omp) {
-    double inv = pow(theta, -2.0 * k / (double)rot);
-    if (scaling == 1) {
-        inv /= factor;
-    } else if (scaling == 2) {
-        const double PI = 3.14159265358979323846;
-        const double wavelen = 2.0 * PI / inv, low_wl = omp / lff, high_wl = omp / hff;
-        if (wavelen < high_wl) {
-        } else if (wavelen > low_wl) {
-            inv = inv / factor;
-        } else {
-            const double smooth = (omp / wavelen - lff) / (hff - lff);
-            inv = (1.0 - smooth) * inv / factor + smooth * inv;
-        }
-    }
-    return inv;
-}
-
 // v rounded to dtype dt and back: what ldf returns after stf(v), without
 // the memory round trip.
 __device__ __forceinline__ float round_dt(int dt, float v) {

@@ -174,7 +174,21 @@ extern "C" __global__ void rope_kernel(int dt, const void *x, const int *pos, vo
             }
             continue;
         }
-        const double inv = rope_inv_freq_d(k, rot, theta, scaling, factor, lff, hff, omp);
+        double inv = pow(theta, -2.0 * k / (double)rot);
+        if (scaling == 1) {
+            inv /= factor;
+        } else if (scaling == 2) {
+            const double PI = 3.14159265358979323846;
+            double wavelen = 2.0 * PI / inv;
+            double low_wl = omp / lff, high_wl = omp / hff;
+            if (wavelen < high_wl) {
+            } else if (wavelen > low_wl) {
+                inv = inv / factor;
+            } else {
+                double smooth = (omp / wavelen - lff) / (hff - lff);
+                inv = (1.0 - smooth) * inv / factor + smooth * inv;
+            }
+        }
         double ang = (double)pos[t] * inv;
         double sn, cs;
         sincos(ang, &sn, &cs);

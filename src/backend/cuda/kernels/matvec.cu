@@ -44,27 +44,13 @@ __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((
 // may be y); MVF_SWIGLU gives each row group RW/2 gate rows g0.. and the
 // matching up rows half + g0.. (N = 2·half rows) and writes y[g] =
 // silu(gate)·up.
-// MVF_ROPE (the q|k|v rows of one decode step; rot_dims = D): each row
-// group holds RW/2 rotation pairs -- rows (2i, 2i+1) of a head (rmode 0,
-// adjacent) or (i, i + D/2) (rmode 1, half-split) -- rotated by position
-// pos[0] as rope_kv_kernel does (f64 frequency and angle reduction, f32
-// sin/cos); q and k land rotated in y, k and v also in the caches [Hkv, C, D]
-// at slot pos (ring: pos % C; a position outside a linear cache sets bit 2
-// of *err and skips the cache writes).
 #define MVF_RES 1
 #define MVF_SWIGLU 2
-#define MVF_ROPE 4
 struct MVF {
     const float *nw;  // [K] norm weight (NORM kernels)
     const float *res; // [N] residual (MVF_RES)
     float eps;
     int mode;
-    const int *pos; // MVF_ROPE from here on
-    void *kc, *vc;
-    unsigned *err;
-    i64 C;
-    double theta, factor, lff, hff, omp;
-    int Hq, Hkv, D, rmode, scaling, kcdt, vcdt, ring;
 };
 // XS (staged x, the norm kernels): the block first copies x·nw (summing x²
 // on the way) into shared memory with coalesced loads, then its threads read
@@ -102,20 +88,8 @@ __device__ __forceinline__ float4 ldxs(const float *xr, const float4 *xs, i64 k0
 // The RW weight rows of row group gi (n0 = gi·RW): rows n0 + r, or for
 // MVF_SWIGLU gate rows g0 + r (r < RW/2, g0 = gi·RW/2) and the up rows
 // half + g0 + r - RW/2; clamped to valid rows (the store skips those).
-// MVF_ROPE with rmode 1: the group's RW/2 pairs (i, i + D/2) of one head.
 template <int RW>
-__device__ __forceinline__ i64 mv_rope_row(i64 n0, int D, int r) {
-    const i64 gi = n0 / RW, gph = D / RW; // row groups per head
-    const i64 base = gi / gph * D + gi % gph * (RW / 2);
-    return r < RW / 2 ? base + r : base + D / 2 + r - RW / 2;
-}
-template <int RW>
-__device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swiglu, int rope_half = 0, int D = 0) {
-    if (rope_half) {
-#pragma unroll
-        for (int r = 0; r < RW; r++) rows[r] = mv_rope_row<RW>(n0, D, r);
-        return;
-    }
+__device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swiglu) {
     if (swiglu) {
         const i64 half = N / 2, g0 = n0 / 2;
 #pragma unroll
@@ -132,39 +106,6 @@ __device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swig
 __device__ __forceinline__ void mv_put_fused(float *y, i64 n, float v, const MVF &f) {
     y[n] = (f.mode & MVF_RES) ? f.res[n] + v : v;
 }
-// MVF_ROPE: rows na, nb (one pair of one head) with values a, b.
-__device__ __forceinline__ void mv_rope_put(const MVF &f, float *y, i64 na, i64 nb, float a, float b) {
-    const int D = f.D, head = (int)(na / D), da = (int)(na % D), db = (int)(nb % D);
-    const i64 p = f.pos[0];
-    const bool ok = p >= 0 && (f.ring || p < f.C);
-    if (!ok && blockIdx.x == 0 && threadIdx.x == 0) atomicOr(f.err, 2u);
-    const i64 slot = ok ? (f.ring ? p % f.C : p) : 0;
-    if (head >= f.Hq + f.Hkv) { // v
-        y[na] = a;
-        y[nb] = b;
-        if (ok) {
-            const i64 cb = ((i64)(head - f.Hq - f.Hkv) * f.C + slot) * D;
-            stf(f.vc, f.vcdt, cb + da, a);
-            stf(f.vc, f.vcdt, cb + db, b);
-        }
-        return;
-    }
-    const double TWO_PI = 6.283185307179586476925286766559;
-    const double ang = (double)p * rope_inv_freq_d(f.rmode == 0 ? da / 2 : da, D, f.theta, f.scaling, f.factor,
-                                                   f.lff, f.hff, f.omp);
-    const double r = ang - rint(ang * (1.0 / TWO_PI)) * TWO_PI;
-    float sn, cs;
-    sincosf((float)r, &sn, &cs);
-    const float ya = fmaf(a, cs, -b * sn), yb = fmaf(a, sn, b * cs);
-    y[na] = ya;
-    y[nb] = yb;
-    if (head >= f.Hq && ok) {
-        const i64 cb = ((i64)(head - f.Hq) * f.C + slot) * D;
-        stf(f.kc, f.kcdt, cb + da, ya);
-        stf(f.kc, f.kcdt, cb + db, yb);
-    }
-}
-
 // The block-wide row group's half of mv_store_fused (NT = MV_THREADS).
 template <int RW, int NORM>
 __device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
@@ -188,21 +129,6 @@ __device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float 
 #pragma unroll
         for (int w = 0; w < MV_THREADS / 32; w++) tot += red[w][RW];
         inv = (float)(1.0 / sqrt((double)tot / (double)K + (double)f.eps));
-    }
-    if (f.mode & MVF_ROPE) { // thread t: pair t of the group
-        if (t < RW / 2) {
-            const int ia = f.rmode == 0 ? 2 * t : t, ib = f.rmode == 0 ? 2 * t + 1 : t + RW / 2;
-            float a = 0.0f, b = 0.0f;
-#pragma unroll
-            for (int w = 0; w < MV_THREADS / 32; w++) {
-                a += red[w][ia];
-                b += red[w][ib];
-            }
-            const i64 na = f.rmode == 0 ? n0 + ia : mv_rope_row<RW>(n0, f.D, ia),
-                      nb = f.rmode == 0 ? n0 + ib : mv_rope_row<RW>(n0, f.D, ib);
-            mv_rope_put(f, y, na, nb, a * inv, b * inv);
-        }
-        return;
     }
     if (f.mode & MVF_SWIGLU) {
         const i64 half = N / 2, g = n0 / 2 + t;
@@ -343,7 +269,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[r][m] = 0.0f;
     i64 rows[RW];
-    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU), FU && (f.mode & MVF_ROPE) && f.rmode == 1, f.D);
+    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU));
     float ss = 0.0f; // NORM: this thread's Σ x²
 
     const int UNR = UNR_ ? UNR_ : RW >= 8 ? 2 : 4; // chunks per lane whose loads are issued together
@@ -554,7 +480,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
 #pragma unroll
         for (int m = 0; m < MT; m++) acc[r][m] = 0.0f;
     i64 rows[RW];
-    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU), FU && (f.mode & MVF_ROPE) && f.rmode == 1, f.D);
+    mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU));
     float ss = 0.0f; // NORM: this thread's Σ x²
     const int UNR = UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
 #pragma unroll 1
