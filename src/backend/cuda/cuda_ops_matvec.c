@@ -310,8 +310,9 @@ static int64_t narrow_max_units(void) {
  * costs more than a separate norm kernel once rows are long. Measured on the
  * H100, tg128 with the norm folded in vs a separate rms_norm (residual and
  * SwiGLU folded in both): K = 576 (SmolLM2-135M shape) 1,497 vs 1,491
- * tok/s; K = 2048 (Llama-3.2-1B shape) 1,161 vs 1,272; K = 4096 (8B) 373
- * vs 373. Env MLXN_CUDA_NORM_FUSE_MAX_K overrides it (<= 12288: the staged
+ * tok/s; K = 2048 (Llama-3.2-1B shape) 1,161 vs 1,272; K = 4096 (8B) 335
+ * against 362 for all-separate ops (373 with only the norm separate, another
+ * run). Env MLXN_CUDA_NORM_FUSE_MAX_K overrides it (<= 12288: the staged
  * copy must leave room for four blocks per SM). */
 static int64_t norm_fuse_max_k(void) {
     const char *e = getenv("MLXN_CUDA_NORM_FUSE_MAX_K");
