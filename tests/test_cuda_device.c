@@ -487,9 +487,10 @@ static void test_matmul_all_formats(void) {
 
 /* mlxn_matmul_fused: CUDA's fused one-row kernels (MLX 4/8-bit, Q4_0, Q4_1,
  * Q8_0; warp and block row groups; the norm prologue at K = 576 by default
- * and at K = 2048 with env MLXN_CUDA_NORM_FUSE_MAX_K) and its separate-op path (M = 3; MLX 3-bit,
- * Q4_K, dense f16; env MLXN_CUDA_FUSE=0) against the reference backend, which always runs the
- * separate ops (rms_norm, matmul, silu_mul, add). Every mix of norm, swiglu
+ * and at K = 2048 with env MLXN_CUDA_NORM_FUSE_MAX_K) and its separate-op
+ * path (M = 3; MLX 3-bit, Q4_K, dense f16; env MLXN_CUDA_FUSE=0) against the
+ * reference backend, which always runs the separate ops (rms_norm, matmul,
+ * silu_mul, add). Every mix of norm, swiglu
  * and residual (aliasing y or not), on rows counts that leave partial row
  * groups (swiglu halves of 37 and 65 rows). */
 static void test_matmul_fused(void) {

@@ -90,6 +90,26 @@ static mlxn_status matmul_fused_split(mlxn_session *s, const mlxn_buffer *x, con
     return st;
 }
 
+/* A caller-given scratch buffer of mlxn_matmul_fused: f32 of `shape`, sharing
+ * no byte with the weight or with the first n of the op's other buffers
+ * (NULLs pass). */
+static mlxn_status check_scratch(const char *op, mlxn_session *s, const char *name, const mlxn_buffer *b,
+                                 const int64_t shape[2], const char *expect, const mlxn_weight *w,
+                                 const mlxn_buffer *const others[], const char *const other_names[], int n) {
+    MLXN_TRY(mlxn_opv_buf(op, s, name, b));
+    MLXN_TRY(mlxn_opv_dtype(op, name, b, MLXN_F32));
+    MLXN_TRY(mlxn_opv_shape(op, name, b, 2, shape, expect));
+    for (int i = 0; i < n; i++) MLXN_TRY(mlxn_opv_alias(op, name, b, other_names[i], others[i], 0));
+    return check_weight_alias(op, name, b, w);
+}
+
+/* The op record of a validated mlxn_matmul_fused call. */
+static mlxn_op fused_op(const mlxn_buffer *x, const mlxn_weight *w, const mlxn_matmul_fusion *f, const mlxn_buffer *y) {
+    mlxn_op o = {.kind = MLXN_OP_MATMUL_FUSED, .w = w, .in = {x, f->norm, f->residual}, .out = {(mlxn_buffer *)y},
+                 .f = {f->norm_eps}, .i = {f->swiglu}};
+    return o;
+}
+
 mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w,
                               const mlxn_matmul_fusion *f, mlxn_buffer *y) {
     const char *op = "matmul_fused";
@@ -117,6 +137,9 @@ mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_
     MLXN_TRY(mlxn_opv_shape(op, "y", y, 2, ys, f->swiglu ? "[M, rows/2] =" : "[M, rows] ="));
     MLXN_TRY(mlxn_opv_alias(op, "y", y, "x", x, 0));
     MLXN_TRY(check_weight_alias(op, "y", y, w));
+    /* what a scratch buffer must not overlap (x_scratch: the first four) */
+    const mlxn_buffer *const others[5] = {x, y, f->norm, f->residual, f->x_scratch};
+    const char *const other_names[5] = {"x", "y", "norm", "residual", "x_scratch"};
     if (f->norm) {
         MLXN_TRY(mlxn_opv_buf(op, s, "norm", f->norm));
         MLXN_TRY(mlxn_opv_dtype(op, "norm", f->norm, MLXN_F32));
@@ -128,14 +151,7 @@ mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_
         if (!f->x_scratch)
             return mlxn_set_error(MLXN_ERR_INVALID_ARG, "matmul_fused: norm needs x_scratch [%lld, %lld] f32",
                                   (long long)M, (long long)K);
-        MLXN_TRY(mlxn_opv_buf(op, s, "x_scratch", f->x_scratch));
-        MLXN_TRY(mlxn_opv_dtype(op, "x_scratch", f->x_scratch, MLXN_F32));
-        MLXN_TRY(mlxn_opv_shape(op, "x_scratch", f->x_scratch, 2, xs, "[M, K] ="));
-        MLXN_TRY(mlxn_opv_alias(op, "x_scratch", f->x_scratch, "x", x, 0));
-        MLXN_TRY(mlxn_opv_alias(op, "x_scratch", f->x_scratch, "y", y, 0));
-        MLXN_TRY(mlxn_opv_alias(op, "x_scratch", f->x_scratch, "norm", f->norm, 0));
-        MLXN_TRY(mlxn_opv_alias(op, "x_scratch", f->x_scratch, "residual", f->residual, 0));
-        MLXN_TRY(check_weight_alias(op, "x_scratch", f->x_scratch, w));
+        MLXN_TRY(check_scratch(op, s, "x_scratch", f->x_scratch, xs, "[M, K] =", w, others, other_names, 4));
     }
     if (f->residual) {
         MLXN_TRY(mlxn_opv_buf(op, s, "residual", f->residual));
@@ -148,19 +164,10 @@ mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_
         if (!f->y_scratch)
             return mlxn_set_error(MLXN_ERR_INVALID_ARG, "matmul_fused: %s needs y_scratch [%lld, %lld] f32",
                                   f->swiglu ? "swiglu" : "residual", (long long)M, (long long)R);
-        MLXN_TRY(mlxn_opv_buf(op, s, "y_scratch", f->y_scratch));
-        MLXN_TRY(mlxn_opv_dtype(op, "y_scratch", f->y_scratch, MLXN_F32));
-        MLXN_TRY(mlxn_opv_shape(op, "y_scratch", f->y_scratch, 2, rs, "[M, rows] ="));
-        MLXN_TRY(mlxn_opv_alias(op, "y_scratch", f->y_scratch, "x", x, 0));
-        MLXN_TRY(mlxn_opv_alias(op, "y_scratch", f->y_scratch, "y", y, 0));
-        MLXN_TRY(mlxn_opv_alias(op, "y_scratch", f->y_scratch, "residual", f->residual, 0));
-        MLXN_TRY(mlxn_opv_alias(op, "y_scratch", f->y_scratch, "norm", f->norm, 0));
-        MLXN_TRY(mlxn_opv_alias(op, "y_scratch", f->y_scratch, "x_scratch", f->x_scratch, 0));
-        MLXN_TRY(check_weight_alias(op, "y_scratch", f->y_scratch, w));
+        MLXN_TRY(check_scratch(op, s, "y_scratch", f->y_scratch, rs, "[M, rows] =", w, others, other_names, 5));
     }
     if (!mlxn_matmul_fused_native(s, x, w, f, y)) return matmul_fused_split(s, x, w, f, y);
-    mlxn_op o = {.kind = MLXN_OP_MATMUL_FUSED, .w = w, .in = {x, f->norm, f->residual}, .out = {y},
-                 .f = {f->norm_eps}, .i = {f->swiglu}};
+    mlxn_op o = fused_op(x, w, f, y);
     return mlxn_dispatch(s, &o);
 }
 
@@ -169,8 +176,7 @@ int mlxn_matmul_fused_native(mlxn_session *s, const mlxn_buffer *x, const mlxn_w
     if (!s || !x || !w || !f || !y || x->ndim != 2) return 0;
     const mlxn_backend_ops *ops = s->device->ops;
     if (!ops->op[MLXN_OP_MATMUL_FUSED] || !ops->fusable) return 0;
-    mlxn_op o = {.kind = MLXN_OP_MATMUL_FUSED, .w = w, .in = {x, f->norm, f->residual}, .out = {(mlxn_buffer *)y},
-                 .f = {f->norm_eps}, .i = {f->swiglu}};
+    mlxn_op o = fused_op(x, w, f, y);
     return ops->fusable(s, &o);
 }
 

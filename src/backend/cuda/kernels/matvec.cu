@@ -36,11 +36,11 @@ __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((
 
 // ---------------------------------------------------------------- fusions (MLXN_OP_MATMUL_FUSED)
 // The one-row kernels (MT = 1; NT = MV_THREADS or 32) can fold the decode
-// step's neighbours in. NORM (template): x is RMS-normalised as it loads --
-// the kernel uses x·nw and sums x² on the way; the block reduction that sums
-// the row's partials sums those too, and the row's 1/sqrt(mean x² + eps)
-// scales the finished dots (every block sees all of x, so nothing is
-// recomputed). mode (run time, uniform): MVF_RES adds res[n] to y[n] (res
+// step's neighbours in. NORM (template): x is RMS-normalised as it is staged
+// (XS below) -- the kernel uses x·nw and sums x² on the way; the reduction
+// that sums the row's partials sums those too, and the row's
+// 1/sqrt(mean x² + eps) scales the finished dots (every block sees all of
+// x, so nothing is recomputed). mode (run time, uniform): MVF_RES adds res[n] to y[n] (res
 // may be y); MVF_SWIGLU gives each row group RW/2 gate rows g0.. and the
 // matching up rows half + g0.. (N = 2·half rows) and writes y[g] =
 // silu(gate)·up.
@@ -57,9 +57,10 @@ struct MVF {
 // their chunks from there. Each thread's chunk spans 64-128 bytes of x, so
 // the lanes of a warp read addresses that far apart: through L1 every float4
 // load is 32 separate sectors, and Nsight showed the L1 as the limit when
-// the norm weight was read that way too (8B gate|up: 52 vs 34 µs). In shared memory the float4 j of
-// each 32-value group c sits at slot j ^ (c & 7), so the 8 lanes of a
-// quarter-warp (8 consecutive chunks) hit 8 different bank quads.
+// the norm weight was read that way too (8B gate|up: 52 vs 34 µs). In
+// shared memory the float4 j of each 32-value group c sits at slot
+// j ^ (c & 7), so the 8 lanes of a quarter-warp (8 consecutive chunks) hit 8
+// different bank quads.
 __device__ __forceinline__ int xs_slot(i64 k) { // float4 slot of x[k .. k+3], k % 4 == 0
     const int c = (int)(k >> 5), j = (int)(k >> 2) & 7;
     return c * 8 + (j ^ (c & 7));
