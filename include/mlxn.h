@@ -389,6 +389,19 @@ MLXN_API mlxn_status mlxn_rope_kv_append(mlxn_session *s, mlxn_buffer *q, mlxn_b
                                          const mlxn_buffer *positions, const mlxn_rope_params *p, int ring,
                                          mlxn_buffer *k_cache, mlxn_buffer *v_cache);
 
+/* A decode step's attention as one op: mlxn_rope_kv_append(q, k, v,
+ * positions, rp, ap->ring, k_cache, v_cache), then mlxn_attention(q,
+ * k_cache, v_cache, positions, ap, out), same arguments and results (f32
+ * rounding aside). positions is required. Afterwards q and k hold unspecified
+ * values (the separate ops leave them rotated; a fused kernel may not touch
+ * them). Backends without a kernel for the case run those two ops; CUDA
+ * folds the rotation and the appends into the decode attention kernel for
+ * T = 1 with q, k and v f32. */
+MLXN_API mlxn_status mlxn_rope_kv_attention(mlxn_session *s, mlxn_buffer *q, mlxn_buffer *k, const mlxn_buffer *v,
+                                            const mlxn_buffer *positions, const mlxn_rope_params *rp,
+                                            const mlxn_attention_params *ap, mlxn_buffer *k_cache,
+                                            mlxn_buffer *v_cache, mlxn_buffer *out);
+
 /* ---------------------------------------------------------------- ops: vision */
 
 /* image: f32 [3, H, W] channel-major -> out f32 [(H/p)*(W/p), 3*p*p]; patches

@@ -778,6 +778,75 @@ static void test_rope_kv_append(void) {
     }
 }
 
+/* rope_kv_attention: CUDA's fused decode step (attn_decr_*: rotation, both
+ * appends and attention in one kernel) against the reference's rope_kv_append
+ * + attention. Cases put the newest position first in its chunk, mid-chunk,
+ * in the last cache slot, in a wrapped ring, behind a window, with several
+ * head groups per KV head (only the first writes the cache) and with the
+ * whole group per block; T = 2 and MLXN_CUDA_ROPE_ATTN=0 take the separate
+ * ops on CUDA too. Caches start random; out, both caches compared (the new
+ * key to the rotation's tolerance, values byte for byte). */
+static void test_rope_kv_attention(void) {
+    typedef struct {
+        int T, Hq, Hkv, D, rot, mode, scaling;
+        int64_t C;
+        mlxn_dtype kdt;
+        int window, ring, off;
+        float softcap;
+        int32_t pos0;
+    } rk_case;
+    const rk_case cases[] = {
+        {1, 9, 3, 64, 0, 0, 0, 256, MLXN_F16, 0, 0, 0, 0, 0},           /* 135M shape, first token */
+        {1, 9, 3, 64, 0, 0, 0, 256, MLXN_F16, 0, 0, 0, 0, 100},
+        {1, 32, 8, 128, 0, 1, 2, 4096, MLXN_F16, 0, 0, 0, 0, 3000},     /* 8B shape, 4 head groups */
+        {1, 32, 8, 128, 0, 1, 2, 4096, MLXN_BF16, 0, 0, 0, 0, 4095},    /* last slot */
+        {1, 32, 8, 128, 0, 1, 0, 4096, MLXN_F16, 0, 0, 0, 0, 64},       /* first key of a chunk */
+        {1, 32, 8, 128, 0, 1, 0, 4096, MLXN_F16, 0, 0, 0, 0, 63},
+        {1, 8, 8, 128, 0, 0, 1, 1000, MLXN_F32, 0, 0, 0, 0, 999},
+        {1, 12, 2, 128, 0, 1, 0, 256, MLXN_F16, 0, 1, 0, 0, 1000},      /* ring, wrapped */
+        {1, 4, 1, 128, 0, 1, 0, 2048, MLXN_BF16, 100, 0, 0, 0, 1500},   /* sliding window */
+        {1, 4, 4, 256, 0, 1, 0, 512, MLXN_F16, 0, 0, 0, 30.0f, 511},    /* softcap, D = 256 */
+        {1, 16, 2, 128, 0, 1, 2, 16384, MLXN_F16, 0, 0, 0, 0, 9000},    /* G = 8 per block */
+        {1, 6, 2, 96, 32, 1, 0, 300, MLXN_F32, 0, 0, 0, 0, 77},         /* partial rotation, D = 96 */
+        {1, 10, 2, 64, 48, 0, 1, 128, MLXN_BF16, 0, 0, 0, 0, 5},        /* G = 5, adjacent, partial */
+        {1, 9, 3, 64, 0, 1, 0, 256, MLXN_F16, 0, 0, 1, 0, 40},          /* MLXN_CUDA_ROPE_ATTN=0 */
+        {2, 8, 2, 64, 0, 1, 0, 256, MLXN_F16, 0, 0, 0, 0, 30},          /* T = 2: separate ops */
+    };
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const rk_case *c = &cases[ci];
+        int64_t T = c->T, qs[3] = {T, c->Hq, c->D}, ks[3] = {T, c->Hkv, c->D}, cs[3] = {c->Hkv, c->C, c->D};
+        int32_t pv[2] = {c->pos0, c->pos0 + 1};
+        pb pos = pb_raw(MLXN_I32, 1, &T, pv);
+        pb q = pb_rand(MLXN_F32, 3, qs, -1, 1), k = pb_rand(MLXN_F32, 3, ks, -1, 1), v = pb_rand(MLXN_F32, 3, ks, -1, 1);
+        pb kc = pb_rand(c->kdt, 3, cs, -1, 1), vc = pb_rand(c->kdt, 3, cs, -1, 1), out = pb_f(MLXN_F32, 3, qs, NULL);
+        mlxn_rope_params rp = {0};
+        rp.mode = c->mode ? MLXN_ROPE_HALF_SPLIT : MLXN_ROPE_ADJACENT;
+        rp.rot_dims = c->rot;
+        rp.theta = c->scaling == 2 ? 500000.0f : 10000.0f;
+        rope_scaling(&rp, c->scaling == 2 ? MLXN_ROPE_SCALING_LLAMA3 : c->scaling == 1 ? MLXN_ROPE_SCALING_LINEAR : 0);
+        mlxn_attention_params ap = {0};
+        ap.scale = 1.0f / sqrtf((float)c->D);
+        ap.softcap = c->softcap;
+        ap.causal = 1;
+        ap.window = c->window;
+        ap.ring = c->ring;
+        if (c->off) setenv("MLXN_CUDA_ROPE_ATTN", "0", 1);
+        BOTH(mlxn_rope_kv_attention(s, X(q), X(k), X(v), X(pos), &rp, &ap, X(kc), X(vc), X(out)));
+        if (c->off) unsetenv("MLXN_CUDA_ROPE_ATTN");
+        char w[200];
+        snprintf(w, sizeof w, "rope_kv_attention case %zu T=%d Hq=%d Hkv=%d D=%d C=%lld %s pos0=%d", ci, c->T, c->Hq,
+                 c->Hkv, c->D, (long long)c->C, mlxn_dtype_name(c->kdt), c->pos0);
+        char wo[240];
+        snprintf(wo, sizeof wo, "%s out", w);
+        cmp_f(wo, out, 1e-9);
+        snprintf(wo, sizeof wo, "%s k cache", w);
+        cmp_f(wo, kc, tol_for(c->kdt) * 1e-2);
+        snprintf(wo, sizeof wo, "%s v cache", w);
+        cmp_bytes(wo, vc);
+        pb_free(pos); pb_free(q); pb_free(k); pb_free(v); pb_free(kc); pb_free(vc); pb_free(out);
+    }
+}
+
 static void test_kv_append_im2col(void) {
     for (int ring = 0; ring < 2; ring++) {
         int64_t ss[3] = {3, 2, 64}, cs[3] = {2, 50, 64}, T = 3;
@@ -1050,6 +1119,7 @@ int main(void) {
     RUN(test_softmax_argmax_topk);
     RUN(test_kv_append_im2col);
     RUN(test_rope_kv_append);
+    RUN(test_rope_kv_attention);
     RUN(test_attention);
     RUN(test_matmul_all_formats);
     RUN(test_matmul_fused);

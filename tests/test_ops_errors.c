@@ -303,6 +303,53 @@ static void test_rope_kv_append_errors(void) {
     check_session_usable();
 }
 
+/* rope_kv_attention: both parts' checks under its own name, and what ties them */
+static void test_rope_kv_attention_errors(void) {
+    mlxn_buffer *q = B3(MLXN_F32, 1, 4, 64), *k = B3(MLXN_F32, 1, 2, 64), *v = B3(MLXN_F32, 1, 2, 64),
+                *kc = B3(MLXN_F16, 2, 16, 64), *vc = B3(MLXN_F16, 2, 16, 64), *pos = B1(MLXN_I32, 1),
+                *out = B3(MLXN_F32, 1, 4, 64);
+    int32_t p0 = 3;
+    CHECK_OK(mlxn_buffer_upload(pos, 0, &p0, 4));
+    mlxn_rope_params rp = {.mode = MLXN_ROPE_HALF_SPLIT, .theta = 10000.0f};
+    mlxn_attention_params ap = {.scale = 0.125f, .causal = 1};
+    CHECK_OK(mlxn_rope_kv_attention(S, q, k, v, pos, &rp, &ap, kc, vc, out));
+    CHECK_ERR(mlxn_rope_kv_attention(NULL, q, k, v, pos, &rp, &ap, kc, vc, out), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: session is NULL");
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, k, v, pos, &rp, NULL, kc, vc, out), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: attention params is NULL");
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, k, v, pos, NULL, &ap, kc, vc, out), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: params is NULL");
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, k, v, NULL, &rp, &ap, kc, vc, out), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: positions is NULL");
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, k, v, pos, &rp, &ap, kc, vc, NULL), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: out is NULL");
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, k, v, pos, &rp, &ap, kc, vc, B3(MLXN_F32, 1, 4, 32)), MLXN_ERR_SHAPE,
+              "rope_kv_attention: out shape [1, 4, 32] does not match q shape [1, 4, 64]");
+    CHECK_ERR(mlxn_rope_kv_attention(S, B3(MLXN_F32, 1, 3, 64), k, v, pos, &rp, &ap, kc, vc, B3(MLXN_F32, 1, 3, 64)),
+              MLXN_ERR_SHAPE, "rope_kv_attention: query heads (3) must be a multiple of KV heads (2)");
+    mlxn_attention_params bad = ap;
+    bad.ring = 2;
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, k, v, pos, &rp, &bad, kc, vc, out), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: ring must be 0 or 1, got 2");
+    bad = ap;
+    bad.scale = 0.0f;
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, k, v, pos, &rp, &bad, kc, vc, out), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: scale must be finite and non-zero, got 0");
+    mlxn_buffer *big = B1(MLXN_F32, 256), *ok = NULL, *oo = NULL; /* out over k's bytes */
+    CHECK_OK(mlxn_buffer_view(big, 0, MLXN_F32, 3, (int64_t[]){1, 2, 64}, &ok));
+    CHECK_OK(mlxn_buffer_view(big, 0, MLXN_F32, 3, (int64_t[]){1, 4, 64}, &oo));
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, ok, v, pos, &rp, &ap, kc, vc, oo), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: out");
+    mlxn_buffer_release(ok);
+    mlxn_buffer_release(oo);
+    mlxn_buffer *kq = NULL; /* k over q's bytes */
+    CHECK_OK(mlxn_buffer_view(q, 0, MLXN_F32, 3, (int64_t[]){1, 2, 64}, &kq));
+    CHECK_ERR(mlxn_rope_kv_attention(S, q, kq, v, pos, &rp, &ap, kc, vc, out), MLXN_ERR_INVALID_ARG,
+              "rope_kv_attention: k");
+    mlxn_buffer_release(kq);
+    check_session_usable();
+}
+
 static void test_im2col_errors(void) {
     mlxn_buffer *img = B3(MLXN_F32, 3, 32, 48), *out = B2(MLXN_F32, 24, 192);
     CHECK_OK(mlxn_im2col_2d_3ch(S, img, 8, out));
@@ -511,6 +558,7 @@ int main(void) {
     T_RUN(test_attention_errors);
     T_RUN(test_kv_append_errors);
     T_RUN(test_rope_kv_append_errors);
+    T_RUN(test_rope_kv_attention_errors);
     T_RUN(test_im2col_errors);
     T_RUN(test_weight_op_errors);
     T_RUN(test_matmul_fused_errors);

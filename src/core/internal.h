@@ -142,10 +142,13 @@ typedef enum mlxn_op_kind {
     MLXN_OP_IM2COL_2D_3CH,
     MLXN_OP_ROPE_KV_APPEND,
     MLXN_OP_MATMUL_FUSED,
+    MLXN_OP_ROPE_KV_ATTENTION,
     MLXN_OP_COUNT
 } mlxn_op_kind;
 
 const char *mlxn_op_name(mlxn_op_kind k);
+
+#define MLXN_OP_MAX_OUT 3
 
 /* A validated op: inputs, outputs and parameters. Field use per op:
  *  ADD, MUL:           in[0]=a, in[1]=b, out[0]=y
@@ -174,15 +177,19 @@ const char *mlxn_op_name(mlxn_op_kind k);
  *  MATMUL_FUSED:       w, in[0]=x, in[1]=norm|NULL, in[2]=residual|NULL, f[0]=norm eps, i[0]=swiglu,
  *                      out[0]=y. Optional: the op layer dispatches it only where the backend's
  *                      fusable() says yes, and otherwise runs rms_norm, matmul, silu_mul, add.
+ *  ROPE_KV_ATTENTION:  in[0]=q, in[1]=k (their contents afterwards unspecified), in[2]=v,
+ *                      in[3]=positions, p.rope (rot_dims resolved), p.attn (p.attn.ring also
+ *                      the append's), out[0]=out, out[1]=k_cache, out[2]=v_cache. Optional,
+ *                      like MATMUL_FUSED: otherwise rope_kv_append, then attention.
  * Validation guarantees the shapes/dtypes documented in mlxn.h. */
 typedef struct mlxn_op {
     mlxn_op_kind kind;
     const mlxn_buffer *in[4];
-    mlxn_buffer *out[2];
+    mlxn_buffer *out[MLXN_OP_MAX_OUT];
     const mlxn_weight *w;
     float f[2];
     int i[2];
-    union {
+    struct { /* ROPE_KV_ATTENTION uses both */
         mlxn_rope_params rope;
         mlxn_attention_params attn;
     } p;
@@ -217,7 +224,7 @@ struct mlxn_backend_ops {
      * or sizes before it is enqueued (return MLXN_ERR_UNSUPPORTED + message). */
     mlxn_status (*op_supported)(mlxn_device *d, const mlxn_op *op);
     /* Optional: 1 when the backend runs this validated optional fused op
-     * (MATMUL_FUSED) itself; 0 sends it to the op layer's decomposition. Must
+     * (MATMUL_FUSED, ROPE_KV_ATTENTION) itself; 0 sends it to the op layer's decomposition. Must
      * depend only on the op's shapes, dtypes, formats and addresses (graphs
      * replay the choice). Sets no error. */
     int (*fusable)(mlxn_session *s, const mlxn_op *op);

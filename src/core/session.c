@@ -31,13 +31,13 @@ mlxn_status mlxn_session_finish(mlxn_session *s) {
 
 static void op_release_refs(mlxn_op *op) {
     for (int i = 0; i < 4; i++) mlxn_buffer_release((mlxn_buffer *)op->in[i]);
-    for (int i = 0; i < 2; i++) mlxn_buffer_release(op->out[i]);
+    for (int i = 0; i < MLXN_OP_MAX_OUT; i++) mlxn_buffer_release(op->out[i]);
     /* weights are not refcounted: the caller keeps them alive while the graph lives */
 }
 
 static void op_retain_refs(mlxn_op *op) {
     for (int i = 0; i < 4; i++) mlxn_buffer_retain((mlxn_buffer *)op->in[i]);
-    for (int i = 0; i < 2; i++) mlxn_buffer_retain(op->out[i]);
+    for (int i = 0; i < MLXN_OP_MAX_OUT; i++) mlxn_buffer_retain(op->out[i]);
 }
 
 static void clear_recording(mlxn_session *s) {
@@ -71,6 +71,7 @@ const char *mlxn_op_name(mlxn_op_kind k) {
         [MLXN_OP_MATMUL] = "matmul", [MLXN_OP_DEQUANTIZE] = "dequantize", [MLXN_OP_ATTENTION] = "attention",
         [MLXN_OP_KV_APPEND] = "kv_append", [MLXN_OP_IM2COL_2D_3CH] = "im2col_2d_3ch",
         [MLXN_OP_ROPE_KV_APPEND] = "rope_kv_append", [MLXN_OP_MATMUL_FUSED] = "matmul_fused",
+        [MLXN_OP_ROPE_KV_ATTENTION] = "rope_kv_attention",
     };
     return (unsigned)k < MLXN_OP_COUNT && names[k] ? names[k] : "unknown-op";
 }

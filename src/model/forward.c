@@ -17,12 +17,14 @@
  * read from device buffers, so one recorded decode step can be replayed with
  * new values (CUDA graphs). When the model was loaded with fusion, the
  * one-row step computes q|k|v and gate|up with one matmul each (views into
- * one buffer). RoPE and the cache writes are one op (mlxn_rope_kv_append).
- * Where the backend runs mlxn_matmul_fused as one kernel (CUDA, one row), the
- * one-row step also folds SiLU·mul into gate|up, the residual adds into the
- * o and down projections and, where the backend takes it (CUDA: rows up to
- * 1024), each pre-norm into the q|k|v, gate|up and lm_head matmuls: per
- * layer q|k|v, rope+cache, attention, o, gate|up, down. */
+ * one buffer). RoPE and the cache writes are one op (mlxn_rope_kv_append);
+ * in that one-row step, RoPE, the cache writes and attention are one op
+ * (mlxn_rope_kv_attention: one kernel on CUDA). Where the backend runs
+ * mlxn_matmul_fused as one kernel (CUDA, one row), the one-row step also
+ * folds SiLU·mul into gate|up, the residual adds into the o and down
+ * projections and, where the backend takes it (CUDA: rows up to 1024), each
+ * pre-norm into the q|k|v, gate|up and lm_head matmuls: per layer q|k|v,
+ * attention (with rope+cache), o, gate|up, down. */
 #include "model/model.h"
 
 #include <math.h>
@@ -316,8 +318,9 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
                 MLXN_TRY(mlxn_rms_norm(s, f->qh, L->q_norm, eps, f->qh));    // [Hq, D]
                 MLXN_TRY(mlxn_rms_norm(s, f->kh, L->k_norm, eps, f->kh));    // [Hkv, D]
             }
-            MLXN_TRY(mlxn_rope_kv_append(s, f->q3, f->k3, f->v3, v->pos, &c->rope, 0, kv->k[l], kv->v[l]));
-            MLXN_TRY(mlxn_attention(s, f->q3, kv->k[l], kv->v[l], v->pos, &ap, v->a3)); // [1, Hq, D]
+            /* rope, both cache appends and attention: one kernel on CUDA */
+            MLXN_TRY(mlxn_rope_kv_attention(s, f->q3, f->k3, f->v3, v->pos, &c->rope, &ap, kv->k[l], kv->v[l],
+                                            v->a3));                                      // [1, Hq, D]
         } else {
             if (L->q_bias) {
                 MLXN_TRY(mlxn_add(s, v->q2, L->q_bias, v->q2));

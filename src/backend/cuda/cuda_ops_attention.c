@@ -1,6 +1,6 @@
-/* cuda_ops_attention.c — launcher for attention (kernels/attention.cu and
- * kernels/attention_prefill.cu): picks the path (decode kernel attn_dec_* for
- * T <= DEC_TMAX query rows, one launch; prefill kernel attn_pf_* for more rows
+/* cuda_ops_attention.c — launcher for attention (kernels/attention.cu,
+ * attention_decode.cu and attention_prefill.cu): picks the path (decode
+ * kernel attn_dec_* for T <= DEC_TMAX query rows, one launch; prefill kernel attn_pf_* for more rows
  * on a linear cache with D 64 or 128 and 16-byte aligned buffers: blocks of
  * 64 (query row, head) items sharing one KV head, K/V tiles in shared memory;
  * else attn_prep + the general attn_* kernel) and the instance (cache dtype,
@@ -10,8 +10,12 @@
  * general: ~2 blocks of 8 warps per SM, whole 256-key tiles), and lays out
  * the per-split partials in session scratch. The grid never depends on
  * positions (they are read on the device), so a captured graph replays for
- * every decode step. Env MLXN_CUDA_ATTN=general forces the general path (no
- * decode or prefill kernel); MLXN_CUDA_ATTN_BPS=n sets the decode path's
+ * every decode step. ROPE_KV_ATTENTION (one query row, f32 q/k/v) runs the
+ * decode kernel's attn_decr_* variant, which rotates q and the new key and
+ * appends key and value itself (one launch for the step's attention).
+ * Env MLXN_CUDA_ATTN=general forces the general path (no
+ * decode or prefill kernel, and no fused step); MLXN_CUDA_ROPE_ATTN=0
+ * declines the fused step (rope_kv_append + attention, A/B); MLXN_CUDA_ATTN_BPS=n sets the decode path's
  * target blocks per SM; MLXN_CUDA_ATTN_PF_ORDER=plain gives the prefill
  * kernel a plain latest-rows-first block order (A/B). */
 #include "backend/cuda/cuda_internal.h"
@@ -36,6 +40,13 @@ typedef struct {
     float scale, softcap;
 } attn_dec_args;
 
+/* Mirrors struct DecRope in attention_decode.cu. */
+typedef struct {
+    CUdeviceptr k, v;
+    int rot, mode;
+    double inv[128];
+} attn_dec_rope;
+
 /* Kernel names of a family (attention.cu's ATTN_ALL), as string literals
  * (the registry keys kernels by these pointers): [cache dtype f32/f16/bf16]
  * [head-dim bound 64/128/256][query heads per block 1/2/4/8]. */
@@ -52,8 +63,11 @@ typedef struct {
 #define DEC_PER_SM(C) ((C) <= 8192 ? 4 : 3)
 #define DEC_MAXSPLIT 256 /* attention.cu's DEC_MAXSPLIT */
 
-static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax, int gb, int hgroups) {
-    const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
+/* The decode kernel over q [T, Hq, D] and the caches; rope != NULL: the
+ * fused step's variant (T = 1) with that prologue. */
+static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const mlxn_buffer *q, const mlxn_buffer *kc,
+                                    const mlxn_buffer *vc, const mlxn_buffer *pos, const mlxn_buffer *out,
+                                    const attn_dec_rope *rope, int dmax, int gb, int hgroups) {
     const mlxn_attention_params *p = &op->p.attn;
     mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
     mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
@@ -61,10 +75,11 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax
     int Hkv = (int)kc->shape[0];
     int64_t C = kc->shape[1];
     static const char *const names[3][3][4] = ATTN_NAMES("attn_dec");
+    static const char *const rnames[3][3][4] = ATTN_NAMES("attn_decr");
     int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
     int dmi = dmax == 64 ? 0 : dmax == 128 ? 1 : 2;
     int gi = gb == 1 ? 0 : gb == 2 ? 1 : gb == 4 ? 2 : 3;
-    const char *kname = names[di][dmi][gi];
+    const char *kname = rope ? rnames[di][dmi][gi] : names[di][dmi][gi];
 
     int64_t pairs = (int64_t)T * Hkv * hgroups;
     if (pairs > MLXN_CUDA_COUNTERS)
@@ -98,7 +113,7 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax
     a.k = mlxn_cuda_addr(kc);
     a.v = mlxn_cuda_addr(vc);
     a.pos = mlxn_cuda_addr(pos);
-    a.out = mlxn_cuda_addr(op->out[0]);
+    a.out = mlxn_cuda_addr(out);
     a.part_ml = scr;
     a.part = scr + ml_floats * 4;
     a.counters = counters;
@@ -121,9 +136,59 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, int dmax
     a.full = D % 8 == 0 && a.k % 16 == 0 && a.v % 16 == 0 && ((size_t)D * esz) % 16 == 0;
     a.scale = p->scale;
     a.softcap = p->softcap;
-    void *args[] = {&a};
-    return mlxn_cuda_launch(s, "attention.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups), (unsigned)T,
-                            DEC_THREADS, 0, args);
+    attn_dec_rope r = rope ? *rope : (attn_dec_rope){0};
+    void *args[] = {&a, &r};
+    return mlxn_cuda_launch(s, "attention_decode.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups),
+                            (unsigned)T, DEC_THREADS, 0, args);
+}
+
+/* Query heads per decode block: one for caches up to 4096 slots (more
+ * blocks; a block's serial work is what costs at short contexts), two up to
+ * 8192, else the whole group, which reads each K/V row once (H200, hd 128,
+ * GQA 4, µs for 1/2/4 heads: 512 keys 9.5/12.1/18.0, 4096 22.0/22.4/24.7,
+ * 16384 62.9/52.1/46.2). MLXN_CUDA_ATTN_G=n (1, 2, 4 or 8 dividing G)
+ * overrides it. gb: the largest of 8/4/2/1 dividing G. */
+static int decode_heads_per_block(int G, int gb, int64_t C) {
+    const char *eg = getenv("MLXN_CUDA_ATTN_G");
+    int ng = eg ? atoi(eg) : 0;
+    if (!((ng == 1 || ng == 2 || ng == 4 || ng == 8) && G % ng == 0)) ng = C <= 4096 ? 1 : C <= 8192 && gb >= 2 ? 2 : gb;
+    return ng;
+}
+
+static int force_general(void) {
+    const char *ev = getenv("MLXN_CUDA_ATTN");
+    return ev && strcmp(ev, "general") == 0;
+}
+
+int mlxn_cuda_rope_attention_fusable(mlxn_session *s, const mlxn_op *op) {
+    (void)s;
+    const mlxn_buffer *q = op->in[0], *k = op->in[1], *v = op->in[2], *kc = op->out[1];
+    const char *e = getenv("MLXN_CUDA_ROPE_ATTN");
+    if ((e && e[0] == '0' && e[1] == 0) || force_general()) return 0;
+    int64_t T = q->shape[0], Hkv = kc->shape[0], G = q->shape[1] / Hkv;
+    int gb = G % 8 == 0 ? 8 : G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1;
+    int64_t pairs = Hkv * (G / decode_heads_per_block((int)G, gb, kc->shape[1]));
+    return T == 1 && q->dtype == MLXN_F32 && k->dtype == MLXN_F32 && v->dtype == MLXN_F32 &&
+           op->p.rope.rot_dims / 2 <= 128 && q->shape[2] <= 256 && pairs <= MLXN_CUDA_COUNTERS;
+}
+
+static mlxn_status attention_dispatch(mlxn_session *s, const mlxn_op *op, const mlxn_buffer *q, const mlxn_buffer *kc,
+                                      const mlxn_buffer *vc, const mlxn_buffer *pos, const mlxn_buffer *out,
+                                      const attn_dec_rope *rope);
+
+mlxn_status mlxn_cuda_op_rope_kv_attention(mlxn_session *s, const mlxn_op *op) {
+    const mlxn_buffer *q = op->in[0], *k = op->in[1], *v = op->in[2], *pos = op->in[3];
+    if (!mlxn_cuda_rope_attention_fusable(s, op))
+        return mlxn_set_error(MLXN_ERR_INTERNAL, "rope_kv_attention: dispatched to CUDA for a case the decode kernel "
+                              "does not take (T %lld)", (long long)q->shape[0]);
+    attn_dec_rope r;
+    memset(&r, 0, sizeof r);
+    r.k = mlxn_cuda_addr(k);
+    r.v = mlxn_cuda_addr(v);
+    r.rot = op->p.rope.rot_dims;
+    r.mode = (int)op->p.rope.mode;
+    for (int i = 0; i < r.rot / 2; i++) r.inv[i] = mlxn_cuda_rope_inv_freq(&op->p.rope, r.rot, i);
+    return attention_dispatch(s, op, q, op->out[1], op->out[2], pos, op->out[0], &r);
 }
 
 /* Mirrors struct PfArgs in attention_prefill.cu. */
@@ -206,7 +271,14 @@ static mlxn_status attention_prefill(mlxn_session *s, const mlxn_op *op, int *do
 }
 
 mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
-    const mlxn_buffer *q = op->in[0], *kc = op->in[1], *vc = op->in[2], *pos = op->in[3];
+    return attention_dispatch(s, op, op->in[0], op->in[1], op->in[2], op->in[3], op->out[0], NULL);
+}
+
+/* The path for attention over q and the caches (rope: the fused step, always
+ * the decode kernel). */
+static mlxn_status attention_dispatch(mlxn_session *s, const mlxn_op *op, const mlxn_buffer *q, const mlxn_buffer *kc,
+                                      const mlxn_buffer *vc, const mlxn_buffer *pos, const mlxn_buffer *out,
+                                      const attn_dec_rope *rope) {
     const mlxn_attention_params *p = &op->p.attn;
     mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
     mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
@@ -220,24 +292,13 @@ mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op) {
     int gb = G % 8 == 0 ? 8 : G % 4 == 0 ? 4 : G % 2 == 0 ? 2 : 1;
     int hgroups = G / gb;
     /* MLXN_CUDA_ATTN=general forces the general kernel (A/B benchmarks) */
-    const char *ev = getenv("MLXN_CUDA_ATTN");
-    int force_general = ev && strcmp(ev, "general") == 0;
-    if (T <= DEC_TMAX && !force_general) {
-        /* query heads per decode block: one for caches up to 4096 slots (more
-         * blocks; a block's serial work is what costs at short contexts), two
-         * up to 8192, else the whole group, which reads each K/V row once
-         * (H200, hd 128, GQA 4, µs for 1/2/4 heads: 512 keys 9.5/12.1/18.0,
-         * 4096 22.0/22.4/24.7, 16384 62.9/52.1/46.2). MLXN_CUDA_ATTN_G=n
-         * (1, 2, 4 or 8 dividing G) overrides it. */
-        const char *eg = getenv("MLXN_CUDA_ATTN_G");
-        int ng = eg ? atoi(eg) : 0;
-        if (!((ng == 1 || ng == 2 || ng == 4 || ng == 8) && G % ng == 0))
-            ng = C <= 4096 ? 1 : C <= 8192 && gb >= 2 ? 2 : gb;
-        gb = ng;
+    const int general = force_general();
+    if (rope || (T <= DEC_TMAX && !general)) {
+        gb = decode_heads_per_block(G, gb, C);
         hgroups = G / gb;
-        return attention_decode(s, op, dmax, gb, hgroups);
+        return attention_decode(s, op, q, kc, vc, pos, out, rope, dmax, gb, hgroups);
     }
-    if (!force_general) {
+    if (!general) {
         int done = 0;
         mlxn_status st = attention_prefill(s, op, &done);
         if (st != MLXN_OK || done) return st;

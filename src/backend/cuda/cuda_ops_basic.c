@@ -158,7 +158,7 @@ mlxn_status mlxn_cuda_op_kv_append(mlxn_session *s, const mlxn_op *op) {
 
 /* Inverse frequency of rotated pair k: the same f64 formula as rope_kernel
  * (elementwise.cu) and the reference. */
-static double rope_inv_freq(const mlxn_rope_params *p, int rot, int k) {
+double mlxn_cuda_rope_inv_freq(const mlxn_rope_params *p, int rot, int k) {
     double inv = pow((double)p->theta, -2.0 * k / (double)rot);
     if (p->scaling == MLXN_ROPE_SCALING_LINEAR) {
         inv /= (double)p->factor;
@@ -205,7 +205,7 @@ mlxn_status mlxn_cuda_op_rope_kv_append(mlxn_session *s, const mlxn_op *op) {
     }
     rope_freqs f;
     memset(&f, 0, sizeof f);
-    for (int i = 0; i < rot / 2; i++) f.inv[i] = rope_inv_freq(p, rot, i);
+    for (int i = 0; i < rot / 2; i++) f.inv[i] = mlxn_cuda_rope_inv_freq(p, rot, i);
     int dt = (int)q->dtype, vdt = (int)v->dtype, kcdt = (int)kc->dtype, vcdt = (int)vc->dtype, mode = (int)p->mode;
     long long C = kc->shape[1];
     CUdeviceptr pq = mlxn_cuda_addr(q), pk = mlxn_cuda_addr(k), pv = mlxn_cuda_addr(v), pp = mlxn_cuda_addr(pos),
@@ -240,6 +240,7 @@ void mlxn_cuda_register_ops(mlxn_backend_ops *ops) {
     ops->op[MLXN_OP_MATMUL] = mlxn_cuda_op_matmul;
     ops->op[MLXN_OP_DEQUANTIZE] = mlxn_cuda_op_dequantize;
     ops->op[MLXN_OP_ATTENTION] = mlxn_cuda_op_attention;
+    ops->op[MLXN_OP_ROPE_KV_ATTENTION] = mlxn_cuda_op_rope_kv_attention;
     ops->op[MLXN_OP_KV_APPEND] = mlxn_cuda_op_kv_append;
     ops->op[MLXN_OP_IM2COL_2D_3CH] = mlxn_cuda_op_im2col;
     ops->op[MLXN_OP_ROPE_KV_APPEND] = mlxn_cuda_op_rope_kv_append;

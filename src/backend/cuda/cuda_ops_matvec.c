@@ -15,8 +15,9 @@
  * when no fast path applies so the caller runs the generic kernel.
  * MLXN_OP_MATMUL_FUSED (one row of x, the b1 formats) launches the fused b1
  * kernels (norm prologue for K <= 1024, residual / SwiGLU epilogue); env
- * MLXN_CUDA_FUSE=0 declines it, so the op layer runs the separate ops (A/B
- * runs). */
+ * MLXN_CUDA_FUSE=0 declines it and every other optional fused op
+ * (ROPE_KV_ATTENTION, cuda_ops_attention.c), so the op layer runs the
+ * separate ops (A/B runs). */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdlib.h>
@@ -321,10 +322,10 @@ static int64_t norm_fuse_max_k(void) {
 }
 
 int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
-    (void)s;
-    if (op->kind != MLXN_OP_MATMUL_FUSED) return 0;
     const char *e = getenv("MLXN_CUDA_FUSE");
     if (e && e[0] == '0' && e[1] == 0) return 0;
+    if (op->kind == MLXN_OP_ROPE_KV_ATTENTION) return mlxn_cuda_rope_attention_fusable(s, op);
+    if (op->kind != MLXN_OP_MATMUL_FUSED) return 0;
     const mlxn_buffer *x = op->in[0], *nw = op->in[1];
     const int64_t K = x->shape[1];
     if (x->shape[0] != 1 || K % 4 || mlxn_cuda_addr(x) % 16) return 0;

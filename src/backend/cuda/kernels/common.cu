@@ -157,4 +157,18 @@ __device__ __forceinline__ uint2 ldg_stream8(const void *p) {
     return r;
 }
 
+// Attention kernels (attention.cu, attention_decode.cu): the nine (cache
+// dtype, head-dim bound) instance sets of a kernel family, named
+// PFX_<dtype>_d<bound>_g<heads> (cuda_ops_attention.c's ATTN_NAMES).
+#define ATTN_ALL(INST_G, PFX)               \
+    INST_G(PFX##_f32_d64, DT_F32, 64)       \
+    INST_G(PFX##_f32_d128, DT_F32, 128)     \
+    INST_G(PFX##_f32_d256, DT_F32, 256)     \
+    INST_G(PFX##_f16_d64, DT_F16, 64)       \
+    INST_G(PFX##_f16_d128, DT_F16, 128)     \
+    INST_G(PFX##_f16_d256, DT_F16, 256)     \
+    INST_G(PFX##_bf16_d64, DT_BF16, 64)     \
+    INST_G(PFX##_bf16_d128, DT_BF16, 128)   \
+    INST_G(PFX##_bf16_d256, DT_BF16, 256)
+
 #endif
