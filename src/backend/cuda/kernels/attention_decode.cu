@@ -20,9 +20,9 @@
 // in: the new token's q and k arrive unrotated, every block rotates its q
 // heads as it stages them, and the block whose chunk holds the newest
 // position rotates the new key itself, appends key and value to the caches
-// (the first head group's block writes them) and adds that key to its
-// partial after its key loop (which stops one short), so no block reads a
-// slot written in this launch.
+// (the first head group's block writes them) and starts its first lane
+// group's softmax with that key from shared memory (its key loop stops one
+// short), so no block reads a slot written in this launch.
 // Instances per cache dtype, head-dim bound DMAX (64/128/256) and G (1/2/4/8
 // query heads per block); every kernel begins with PDL_ENTER(), so this file
 // may be listed in cuda_device.c's pdl_source().
@@ -142,7 +142,6 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
     __shared__ float s_w[G][DEC_MAXSPLIT];
     __shared__ int s_last;
     __shared__ __align__(16) float s_kn[RP ? DMAX : 1], s_vn[RP ? DMAX : 1]; // RP: the new key and value
-    __shared__ float s_sn[RP ? G : 1];                                       // RP: their scores
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int split = blockIdx.x;
     const int hgroups = a.G_total / G;
@@ -181,7 +180,7 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
     // nact active splits
     const int nact = hi >= lo ? (int)min((i64)a.nsplit, (hi - lo) / a.chunk + 1) : 1;
     // RP: the last active split holds the newest position (maxpos = qpos);
-    // its key loop stops one short and the new key joins after the merge
+    // its key loop stops one short and lane group 0 starts with the new key
     const bool newest = RP && split == nact - 1 && hi >= lo && maxpos >= c0 && maxpos <= c1;
     if (newest) c1 = maxpos - 1;
     if (split < nact) {
@@ -225,6 +224,26 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
         l[g] = 0.0f;
 #pragma unroll
         for (int e = 0; e < EPL; e++) acc[g][e] = 0.0f;
+    }
+    if (newest && warp == 0) { // the new key opens lane group 0's online softmax (its loop skips it)
+        float kf[EPL];
+#pragma unroll
+        for (int e = 0; e < EPL; e++) kf[e] = s_kn[d0 + e];
+#pragma unroll
+        for (int g = 0; g < G; g++) {
+            float dot = 0.0f;
+#pragma unroll
+            for (int e = 0; e < EPL; e++) dot = fmaf(qf[g][e], kf[e], dot);
+#pragma unroll
+            for (int o = LPK / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
+            if (sc) dot = a.softcap * tanhf(dot / a.softcap) * DEC_LOG2E;
+            if (kk == 0) {
+                m[g] = dot;
+                l[g] = 1.0f;
+#pragma unroll
+                for (int e = 0; e < EPL; e++) acc[g][e] = s_vn[d0 + e];
+            }
+        }
     }
     const i64 hoff = (i64)kvh * a.C;
     for (i64 b0 = c0 + warp * KPW; b0 <= c1; b0 += KPB) {
@@ -340,29 +359,6 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
         }
     }
     __syncthreads();
-    if (newest) { // the new key joins this block's partial
-        for (int g = warp; g < G; g += DEC_NW) {
-            float dot = 0.0f;
-            for (int d = lane; d < DMAX; d += 32) dot = fmaf(s_q[g][d], s_kn[d], dot);
-            dot = warp_sum(dot);
-            if (sc) dot = a.softcap * tanhf(dot / a.softcap) * DEC_LOG2E;
-            if (lane == 0) s_sn[g] = dot;
-        }
-        __syncthreads();
-        for (int i = threadIdx.x; i < G * DMAX; i += blockDim.x) {
-            const int g = i / DMAX, d = i % DMAX;
-            const float M = s_M[g], Mn = fmaxf(M, s_sn[g]);
-            s_acc[g][d] = s_acc[g][d] * exp2f(M - Mn) + exp2f(s_sn[g] - Mn) * s_vn[d];
-        }
-        __syncthreads();
-        if ((int)threadIdx.x < G) {
-            const int g = threadIdx.x;
-            const float M = s_M[g], Mn = fmaxf(M, s_sn[g]);
-            s_L[g] = s_L[g] * exp2f(M - Mn) + exp2f(s_sn[g] - Mn);
-            s_M[g] = Mn;
-        }
-        __syncthreads();
-    }
     if (nact == 1) { // the only split with keys: finish here, no partials
         for (int i = threadIdx.x; i < G * a.D; i += blockDim.x) {
             const int g = i / a.D, d = i % a.D;
