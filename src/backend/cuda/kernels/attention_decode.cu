@@ -45,6 +45,7 @@ struct DecArgs {
     i64 C;
     i64 kv_len;
     int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
+    int spec; // read the first key batch before the positions (needs ring = 0, window = 0)
     float scale, softcap;
 };
 
@@ -103,21 +104,26 @@ struct DecRope {
     double inv[128]; // inverse frequency of each rotated pair (host, f64)
 };
 
-// Element d of row x [D] rotated to position p: the same arithmetic as
-// rope_kv_kernel (angle reduced modulo 2 pi in f64, sine and cosine in f32),
-// so the fused step stores and uses the bits the separate ops would.
-__device__ __forceinline__ float rope_at(const float *x, int d, i64 p, const DecRope &r) {
-    if (d >= r.rot) return x[d];
+// Rotation partner of dim d < r.rot (the other element of its pair).
+__device__ __forceinline__ int rope_partner(int d, const DecRope &r) {
+    const int half = r.rot / 2;
+    return r.mode == 0 ? d ^ 1 : (d < half ? d + half : d - half);
+}
+// Element d of a row rotated to position p, given xd = x[d] and xo = x[its
+// partner]: the same arithmetic as rope_kv_kernel (angle reduced modulo
+// 2 pi in f64, sine and cosine in f32), so the fused step stores and uses the
+// bits the separate ops would.
+__device__ __forceinline__ float rope_apply(float xd, float xo, int d, i64 p, const DecRope &r) {
+    if (d >= r.rot) return xd;
     const int half = r.rot / 2;
     const int kk = r.mode == 0 ? d >> 1 : (d < half ? d : d - half);
-    const int d0 = r.mode == 0 ? 2 * kk : kk, d1 = r.mode == 0 ? 2 * kk + 1 : kk + half;
+    const bool first = r.mode == 0 ? (d & 1) == 0 : d < half;
     const double TWO_PI = 6.283185307179586476925286766559;
     const double ang = (double)p * r.inv[kk];
     const double rr = ang - rint(ang * (1.0 / TWO_PI)) * TWO_PI;
     float sn, cs;
     sincosf((float)rr, &sn, &cs);
-    const float x0 = x[d0], x1 = x[d1];
-    return d == d0 ? fmaf(x0, cs, -x1 * sn) : fmaf(x0, sn, x1 * cs);
+    return first ? fmaf(xd, cs, -xo * sn) : fmaf(xo, sn, xd * cs);
 }
 
 // RP = 1: the fused step (attn_decr_*, T = 1) with r its prologue.
@@ -149,6 +155,52 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
     const int t = blockIdx.z;
     const int h0 = kvh * a.G_total + hg * G; // first query head of this block
     const float NEG_INF = -__int_as_float(0x7f800000);
+    const int kk = lane / LPK, d0 = (lane % LPK) * EPL; // this lane's key in a warp step, first dim
+    const bool act = d0 < a.D;
+
+    // Loads that do not depend on the positions go out before pos[] is read
+    // (each is an L2 or DRAM round trip on the step's critical path): this
+    // thread's q elements (RP: and their rotation partners), RP: the new key
+    // and value, and (a.spec: no ring or window, so a chunk starts at
+    // split * chunk whatever the positions) the key loop's first batch, read
+    // up to the chunk's end (keys past the newest are zeroed once known).
+    constexpr int NT = DEC_NW * 32;
+    constexpr int QN = (G * DMAX + NT - 1) / NT, KN = (DMAX + NT - 1) / NT;
+    float qv[QN], qo[QN], knv[KN], kno[KN], vnv[KN];
+#pragma unroll
+    for (int j = 0; j < QN; j++) {
+        const int i = threadIdx.x + j * NT, g = i / DMAX, dd = i % DMAX;
+        const bool ok = i < G * DMAX && dd < a.D;
+        const float *qr = a.q + ((i64)t * a.Hq + h0 + g) * a.D;
+        qv[j] = ok ? qr[dd] : 0.0f;
+        qo[j] = RP && ok && dd < r.rot ? qr[rope_partner(dd, r)] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < KN; j++) {
+        const int dd = threadIdx.x + j * NT;
+        const bool ok = RP && dd < a.D;
+        const float *kr = r.k + (i64)kvh * a.D;
+        knv[j] = ok ? kr[dd] : 0.0f;
+        kno[j] = ok && dd < r.rot ? kr[rope_partner(dd, r)] : 0.0f;
+        vnv[j] = ok ? r.v[(i64)kvh * a.D + dd] : 0.0f;
+    }
+    const bool spec = a.spec && !a.ring && a.window == 0;
+    u32 kpre[U][NWD], vpre[U][NWD];
+    {
+        const i64 cs0 = (i64)split * a.chunk, ce = min(cs0 + a.chunk, a.C);
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            const i64 kp = cs0 + warp * KPW + u * KPS + kk;
+            if (spec && kp < ce) {
+                const i64 off = ((i64)kvh * a.C + kp) * a.D + d0;
+                ld_raw<DT, NWD>(a.k, off, a.full, act, d0, a.D, kpre[u]);
+                ld_raw<DT, NWD>(a.v, off, a.full, act, d0, a.D, vpre[u]);
+            } else {
+#pragma unroll
+                for (int i = 0; i < NWD; i++) kpre[u][i] = vpre[u][i] = 0u;
+            }
+        }
+    }
 
     // newest position (T is small: every block reads pos[] itself)
     int mp = -1;
@@ -187,31 +239,33 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
 
     const bool sc = a.softcap > 0.0f;
     const float qs = sc ? a.scale : a.scale * DEC_LOG2E;
-    for (int i = threadIdx.x; i < G * DMAX; i += blockDim.x) {
-        const int g = i / DMAX, d = i % DMAX;
-        const float *qr = a.q + ((i64)t * a.Hq + h0 + g) * a.D;
-        s_q[g][d] = d < a.D ? (RP ? rope_at(qr, d, qpos, r) : qr[d]) * qs : 0.0f;
-        s_acc[g][d] = 0.0f;
+#pragma unroll
+    for (int j = 0; j < QN; j++) {
+        const int i = threadIdx.x + j * NT, g = i / DMAX, dd = i % DMAX;
+        if (i < G * DMAX) {
+            s_q[g][dd] = dd < a.D ? (RP ? rope_apply(qv[j], qo[j], dd, qpos, r) : qv[j]) * qs : 0.0f;
+            s_acc[g][dd] = 0.0f;
+        }
     }
     if (newest) { // the new key (rotated) and value as the cache stores them
-        const i64 rb = (i64)kvh * a.D;
         const i64 slot = a.ring ? maxpos % a.C : maxpos;
         const bool put = hg == 0 && !bad;
-        for (int d = threadIdx.x; d < DMAX; d += blockDim.x) {
-            const float kv = d < a.D ? round_dt(DT, rope_at(r.k + rb, d, maxpos, r)) : 0.0f;
-            const float vv = d < a.D ? round_dt(DT, r.v[rb + d]) : 0.0f;
-            s_kn[d] = kv;
-            s_vn[d] = vv;
-            if (put && d < a.D) {
-                stf((void *)a.k, DT, ((i64)kvh * a.C + slot) * a.D + d, kv);
-                stf((void *)a.v, DT, ((i64)kvh * a.C + slot) * a.D + d, vv);
+#pragma unroll
+        for (int j = 0; j < KN; j++) {
+            const int dd = threadIdx.x + j * NT;
+            if (dd >= DMAX) continue;
+            const float kv = dd < a.D ? round_dt(DT, rope_apply(knv[j], kno[j], dd, maxpos, r)) : 0.0f;
+            const float vv = dd < a.D ? round_dt(DT, vnv[j]) : 0.0f;
+            s_kn[dd] = kv;
+            s_vn[dd] = vv;
+            if (put && dd < a.D) {
+                stf((void *)a.k, DT, ((i64)kvh * a.C + slot) * a.D + dd, kv);
+                stf((void *)a.v, DT, ((i64)kvh * a.C + slot) * a.D + dd, vv);
             }
         }
     }
     __syncthreads();
 
-    const int kk = lane / LPK, d0 = (lane % LPK) * EPL;
-    const bool act = d0 < a.D;
     float qf[G][EPL];
 #pragma unroll
     for (int g = 0; g < G; g++)
@@ -246,12 +300,19 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
         }
     }
     const i64 hoff = (i64)kvh * a.C;
+    bool pre = spec; // the first batch is in kpre / vpre
     for (i64 b0 = c0 + warp * KPW; b0 <= c1; b0 += KPB) {
         u32 kr[U][NWD], vr[U][NWD];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const i64 kp = b0 + u * KPS + kk;
-            if (kp <= c1) {
+            if (pre) {
+#pragma unroll
+                for (int i = 0; i < NWD; i++) {
+                    kr[u][i] = kp <= c1 ? kpre[u][i] : 0u;
+                    vr[u][i] = kp <= c1 ? vpre[u][i] : 0u;
+                }
+            } else if (kp <= c1) {
                 i64 slot = kp - lo + r0;
                 if (slot >= a.C) slot -= a.C;
                 const i64 off = (hoff + slot) * a.D + d0;
@@ -262,6 +323,7 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
                 for (int i = 0; i < NWD; i++) kr[u][i] = vr[u][i] = 0u;
             }
         }
+        pre = false;
         // scores (log2 domain), summed over the LPK lanes of each key
         float s[U][G];
 #pragma unroll
