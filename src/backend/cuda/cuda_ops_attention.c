@@ -13,13 +13,11 @@
  * every decode step. ROPE_KV_ATTENTION (one query row, f32 q/k/v) runs the
  * decode kernel's attn_decr_* variant, which rotates q and the new key and
  * appends key and value itself (one launch for the step's attention).
- * Env MLXN_CUDA_ATTN=general forces the general path (no
- * decode or prefill kernel, and no fused step); MLXN_CUDA_ROPE_ATTN=0
- * declines the fused step (rope_kv_append + attention, A/B);
- * MLXN_CUDA_ATTN_SPEC=0 stops the decode kernel reading its first key batch
- * before the positions (A/B); MLXN_CUDA_ATTN_BPS=n sets the decode path's
- * target blocks per SM; MLXN_CUDA_ATTN_PF_ORDER=plain gives the prefill
- * kernel a plain latest-rows-first block order (A/B). */
+ * Env MLXN_CUDA_ATTN=general forces the general path (no decode or prefill
+ * kernel, and no fused step); MLXN_CUDA_ROPE_ATTN=0 declines the fused step
+ * (rope_kv_append + attention, A/B); MLXN_CUDA_ATTN_BPS=n sets the decode
+ * path's target blocks per SM; MLXN_CUDA_ATTN_PF_ORDER=plain gives the
+ * prefill kernel a plain latest-rows-first block order (A/B). */
 #include "backend/cuda/cuda_internal.h"
 
 #include <stdio.h>
@@ -39,7 +37,6 @@ typedef struct {
     CUdeviceptr q, k, v, pos, out, part, part_ml, counters, err;
     long long C, kv_len;
     int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
-    int spec;
     float scale, softcap;
 } attn_dec_args;
 
@@ -137,10 +134,6 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
      * multiples of 8 elements of 16-byte aligned rows */
     size_t esz = mlxn_dtype_size(kc->dtype);
     a.full = D % 8 == 0 && a.k % 16 == 0 && a.v % 16 == 0 && ((size_t)D * esz) % 16 == 0;
-    /* the first key batch before the positions (no ring, no window);
-     * MLXN_CUDA_ATTN_SPEC=0 turns it off (A/B) */
-    const char *es = getenv("MLXN_CUDA_ATTN_SPEC");
-    a.spec = !p->ring && p->window == 0 && !(es && es[0] == '0' && es[1] == 0);
     a.scale = p->scale;
     a.softcap = p->softcap;
     attn_dec_rope r = rope ? *rope : (attn_dec_rope){0};
