@@ -224,9 +224,9 @@ struct mlxn_backend_ops {
      * or sizes before it is enqueued (return MLXN_ERR_UNSUPPORTED + message). */
     mlxn_status (*op_supported)(mlxn_device *d, const mlxn_op *op);
     /* Optional: 1 when the backend runs this validated optional fused op
-     * (MATMUL_FUSED, ROPE_KV_ATTENTION) itself; 0 sends it to the op layer's decomposition. Must
-     * depend only on the op's shapes, dtypes, formats and addresses (graphs
-     * replay the choice). Sets no error. */
+     * (MATMUL_FUSED, ROPE_KV_ATTENTION) itself; 0 sends it to the op
+     * layer's decomposition. Must depend only on the op's shapes, dtypes,
+     * formats and addresses (graphs replay the choice). Sets no error. */
     int (*fusable)(mlxn_session *s, const mlxn_op *op);
 };
 

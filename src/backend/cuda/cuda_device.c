@@ -416,8 +416,9 @@ static void cuda_graph_destroy(void *graph_impl) {
 /* Kernel sources whose every kernel begins with PDL_ENTER() (common.cu), so
  * they may be launched as programmatic dependents of the kernel before. */
 static int pdl_source(const char *source) {
-    static const char *const ok[] = {"matvec.cu", "matvec_tune.cu", "matvec_mma.cu", "elementwise.cu", "quant.cu", "attention.cu", "attention_decode.cu",
-                                      "attention_prefill.cu"};
+    static const char *const ok[] = {"matvec.cu",    "matvec_tune.cu",      "matvec_mma.cu",
+                                      "elementwise.cu", "quant.cu",          "attention.cu",
+                                      "attention_decode.cu", "attention_prefill.cu"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(source, ok[i]) == 0) return 1;
     return 0;

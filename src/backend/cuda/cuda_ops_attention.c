@@ -1,8 +1,9 @@
 /* cuda_ops_attention.c — launcher for attention (kernels/attention.cu,
  * attention_decode.cu and attention_prefill.cu): picks the path (decode
- * kernel attn_dec_* for T <= DEC_TMAX query rows, one launch; prefill kernel attn_pf_* for more rows
- * on a linear cache with D 64 or 128 and 16-byte aligned buffers: blocks of
- * 64 (query row, head) items sharing one KV head, K/V tiles in shared memory;
+ * kernel attn_dec_* for T <= DEC_TMAX query rows, one launch; prefill kernel
+ * attn_pf_* for more rows on a linear cache with D 64 or 128 and 16-byte
+ * aligned buffers: blocks of 64 (query row, head) items sharing one KV head,
+ * K/V tiles in shared memory;
  * else attn_prep + the general attn_* kernel) and the instance (cache dtype,
  * head-dim bound 64/128/256, GQA group 1/2/4/8 per block), sizes the split-K
  * grid from the cache capacity C and the number of (query row, KV head group)
@@ -137,9 +138,9 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
     a.scale = p->scale;
     a.softcap = p->softcap;
     attn_dec_rope r = rope ? *rope : (attn_dec_rope){0};
-    void *args[] = {&a, &r};
+    void *args_plain[] = {&a}, *args_rope[] = {&a, &r};
     return mlxn_cuda_launch(s, "attention_decode.cu", kname, (unsigned)nsplit, (unsigned)(Hkv * hgroups),
-                            (unsigned)T, DEC_THREADS, 0, args);
+                            (unsigned)T, DEC_THREADS, 0, rope ? args_rope : args_plain);
 }
 
 /* Query heads per decode block: one for caches up to 4096 slots (more
