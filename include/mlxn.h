@@ -156,6 +156,16 @@ MLXN_API mlxn_status mlxn_buffer_view(mlxn_buffer *b, size_t byte_offset, mlxn_d
 MLXN_API mlxn_status mlxn_buffer_wrap_host(mlxn_device *d, void *ptr, mlxn_dtype t, int ndim,
                                            const int64_t *shape, void (*release)(void *ctx), void *ctx,
                                            mlxn_buffer **out);
+/* Host memory that kernels read and write in place (CUDA: pinned and
+ * mapped; CPU/ref: an ordinary buffer). mlxn_buffer_host_ptr gives the CPU's
+ * view on every device: write inputs there before a session's ops run and
+ * read outputs after mlxn_session_finish, never while the device may touch
+ * it. For a few words per step (token ids, positions, a sampled id), which
+ * mlxn_buffer_upload/download would move by DMA copies that cost tens of
+ * microseconds each; device reads of it cross PCIe, so copy it into an
+ * ordinary buffer (mlxn_copy) before many kernels read it. */
+MLXN_API mlxn_status mlxn_buffer_alloc_mapped(mlxn_device *d, mlxn_dtype t, int ndim, const int64_t *shape,
+                                              mlxn_buffer **out);
 MLXN_API void mlxn_buffer_retain(mlxn_buffer *b);
 MLXN_API void mlxn_buffer_release(mlxn_buffer *b);
 /* Copy host bytes into the buffer at byte offset; bytes + offset <= nbytes. Synchronous. */
@@ -170,7 +180,8 @@ MLXN_API int64_t mlxn_buffer_dim(const mlxn_buffer *b, int axis); /* negative ax
 MLXN_API int64_t mlxn_buffer_numel(const mlxn_buffer *b);
 MLXN_API size_t mlxn_buffer_nbytes(const mlxn_buffer *b);
 MLXN_API mlxn_device *mlxn_buffer_device(const mlxn_buffer *b);
-/* Host pointer for CPU/ref buffers, NULL on GPU devices. */
+/* Host pointer for CPU/ref buffers and mapped buffers (and views of them);
+ * NULL for other buffers on GPU devices. */
 MLXN_API void *mlxn_buffer_host_ptr(const mlxn_buffer *b);
 
 /* ---------------------------------------------------------------- pool */
@@ -258,6 +269,9 @@ MLXN_API mlxn_status mlxn_gelu_mul(mlxn_session *s, const mlxn_buffer *gate, con
 MLXN_API mlxn_status mlxn_softcap(mlxn_session *s, const mlxn_buffer *x, float cap, mlxn_buffer *y);
 /* y = x converted to y's dtype (f32, f16, bf16 in any direction; round to nearest even). */
 MLXN_API mlxn_status mlxn_cast(mlxn_session *s, const mlxn_buffer *x, mlxn_buffer *y);
+/* dst = src byte for byte: any dtype, same dtype and element count (shapes
+ * may differ); src and dst must not overlap. */
+MLXN_API mlxn_status mlxn_copy(mlxn_session *s, const mlxn_buffer *src, mlxn_buffer *dst);
 
 /* ---------------------------------------------------------------- ops: normalization
  * x: [..., D]; rows are all leading dims. weight/bias: [D], may be NULL. */

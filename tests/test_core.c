@@ -168,6 +168,52 @@ static void test_session_and_graph(void) {
     mlxn_device_close(d);
 }
 
+/* mapped buffers (on the CPU: ordinary host buffers with a host view) and
+ * the copy op, in a recorded graph as the runner uses them: the host writes
+ * the mapped words, the graph copies them in, works, copies a result out */
+static void test_mapped_and_copy(void) {
+    mlxn_device *d;
+    CHECK_OK(mlxn_device_open("cpu", NULL, &d));
+    if (!d) return;
+    int64_t three = 3, one = 1, four = 4;
+    mlxn_buffer *io = NULL, *in = NULL, *out = NULL, *x = NULL, *y = NULL;
+    CHECK_OK(mlxn_buffer_alloc_mapped(d, MLXN_I32, 1, &three, &io));
+    int32_t *h = io ? mlxn_buffer_host_ptr(io) : NULL;
+    CHECK(h != NULL);
+    if (!h) { mlxn_buffer_release(io); mlxn_device_close(d); return; }
+    CHECK_OK(mlxn_buffer_view(io, 0, MLXN_I32, 1, &one, &in));
+    CHECK_OK(mlxn_buffer_view(io, 8, MLXN_I32, 1, &one, &out));
+    CHECK(mlxn_buffer_host_ptr(out) == (void *)(h + 2));
+    CHECK_OK(mlxn_buffer_alloc(d, MLXN_I32, 1, &one, &x));
+    CHECK_OK(mlxn_buffer_alloc(d, MLXN_F32, 1, &four, &y));
+    mlxn_session *s = NULL;
+    CHECK_OK(mlxn_session_begin(d, &s));
+    mlxn_graph *g = NULL;
+    CHECK_OK(mlxn_graph_begin_record(s));
+    CHECK_OK(mlxn_copy(s, in, x));
+    CHECK_OK(mlxn_copy(s, x, out));
+    CHECK_OK(mlxn_graph_end_record(s, &g));
+    for (int rep = 0; rep < 3; rep++) {
+        h[0] = 1000 + rep;
+        CHECK_OK(mlxn_graph_replay(s, g));
+        CHECK_OK(mlxn_session_finish(s));
+        CHECK(h[2] == 1000 + rep);
+    }
+    CHECK_ERR(mlxn_copy(s, in, y), MLXN_ERR_DTYPE, "copy: dst dtype f32 differs from src dtype i32");
+    CHECK_ERR(mlxn_copy(s, x, io), MLXN_ERR_SHAPE, "copy: dst has 3 elements");
+    CHECK_ERR(mlxn_copy(s, io, io), MLXN_ERR_INVALID_ARG, "copy: dst");
+    mlxn_graph_destroy(g);
+    mlxn_session_destroy(s);
+    mlxn_buffer_release(io); /* the views keep the storage */
+    CHECK(h[2] == 1002);
+    mlxn_buffer_release(in);
+    mlxn_buffer_release(out);
+    mlxn_buffer_release(x);
+    mlxn_buffer_release(y);
+    CHECK_ERR(mlxn_buffer_alloc_mapped(d, MLXN_F32, 1, (int64_t[]){-2}, &io), MLXN_ERR_SHAPE, "dim 0 is negative");
+    mlxn_device_close(d);
+}
+
 static void test_weight_validation(void) {
     mlxn_device *d;
     CHECK_OK(mlxn_device_open("cpu", NULL, &d));
@@ -225,6 +271,7 @@ int main(void) {
     T_RUN(test_buffers);
     T_RUN(test_pool);
     T_RUN(test_session_and_graph);
+    T_RUN(test_mapped_and_copy);
     T_RUN(test_weight_validation);
     T_RUN(test_threads_option);
     return t_finish();

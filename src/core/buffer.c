@@ -1,7 +1,8 @@
 /* buffer.c — device buffers: allocation through the device's backend,
  * views that share a refcounted storage at a byte offset, wrapping of caller
- * host memory (CPU/ref only), synchronous upload/download/fill and shape
- * accessors. Buffers are contiguous; a view is an offset plus a shape. */
+ * host memory (CPU/ref only), mapped host memory the device reads and writes
+ * in place (a decode step's few input and output words without copies),
+ * synchronous upload/download/fill and shape accessors. Buffers are contiguous; a view is an offset plus a shape. */
 #include "core/internal.h"
 
 #include <stdlib.h>
@@ -56,7 +57,9 @@ static void storage_release(mlxn_storage *st) {
     if (!st) return;
     if (atomic_fetch_sub(&st->refcount, 1) != 1) return;
     mlxn_device *d = st->device;
-    if (st->owned && st->ptr) {
+    if (st->mapped_host) {
+        d->ops->free_mapped(d, st->mapped_host);
+    } else if (st->owned && st->ptr) {
         d->ops->free(d, st->ptr);
         atomic_fetch_sub(&d->mem_in_use, st->bytes);
     }
@@ -93,6 +96,27 @@ mlxn_status mlxn_buffer_alloc(mlxn_device *d, mlxn_dtype t, int ndim, const int6
     MLXN_TRY(mlxn_storage_alloc_internal(d, bytes, &st));
     mlxn_buffer *b = new_buffer(st, 0, t, ndim, shape);
     if (!b) { storage_release(st); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "buffer_alloc: out of host memory"); }
+    *out = b;
+    return MLXN_OK;
+}
+
+mlxn_status mlxn_buffer_alloc_mapped(mlxn_device *d, mlxn_dtype t, int ndim, const int64_t *shape,
+                                     mlxn_buffer **out) {
+    if (!d || !out)
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "buffer_alloc_mapped: device and out must not be NULL");
+    *out = NULL;
+    if (!d->ops->alloc_mapped) return mlxn_buffer_alloc(d, t, ndim, shape, out); /* host memory already */
+    size_t bytes;
+    MLXN_TRY(shape_bytes("buffer_alloc_mapped", t, ndim, shape, &bytes));
+    mlxn_storage *st = calloc(1, sizeof *st);
+    if (!st) return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "buffer_alloc_mapped: out of host memory");
+    atomic_init(&st->refcount, 1);
+    st->device = d;
+    st->bytes = bytes;
+    mlxn_status s = d->ops->alloc_mapped(d, bytes ? bytes : 1, &st->ptr, &st->mapped_host);
+    if (s != MLXN_OK) { free(st); return s; }
+    mlxn_buffer *b = new_buffer(st, 0, t, ndim, shape);
+    if (!b) { storage_release(st); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "buffer_alloc_mapped: out of host memory"); }
     *out = b;
     return MLXN_OK;
 }
@@ -201,6 +225,7 @@ size_t mlxn_buffer_nbytes(const mlxn_buffer *b) {
 mlxn_device *mlxn_buffer_device(const mlxn_buffer *b) { return b ? b->storage->device : NULL; }
 void *mlxn_buffer_host_ptr(const mlxn_buffer *b) {
     if (!b) return NULL;
+    if (b->storage->mapped_host) return (char *)b->storage->mapped_host + b->offset;
     const char *k = b->storage->device->kind;
     if (strcmp(k, "cpu") != 0 && strcmp(k, "ref") != 0) return NULL;
     return mlxn_buf_ptr(b);

@@ -78,6 +78,7 @@ typedef struct mlxn_storage {
     void (*release)(void *ctx); /* wrapped host memory: called on last release */
     void *release_ctx;
     int owned;              /* 1: free through the backend; 0: wrapped or pool-owned */
+    void *mapped_host;      /* mapped storage (cuda): the CPU's view of ptr; freed by free_mapped */
     struct mlxn_pool *pool; /* non-NULL: storage is a pool block (pool frees it) */
 } mlxn_storage;
 
@@ -143,6 +144,7 @@ typedef enum mlxn_op_kind {
     MLXN_OP_ROPE_KV_APPEND,
     MLXN_OP_MATMUL_FUSED,
     MLXN_OP_ROPE_KV_ATTENTION,
+    MLXN_OP_COPY,
     MLXN_OP_COUNT
 } mlxn_op_kind;
 
@@ -154,6 +156,7 @@ const char *mlxn_op_name(mlxn_op_kind k);
  *  ADD, MUL:           in[0]=a, in[1]=b, out[0]=y
  *  SCALE, SOFTCAP:     in[0]=x, f[0]=alpha|cap, out[0]=y
  *  SILU, CAST:         in[0]=x, out[0]=y
+ *  COPY:               in[0]=src, out[0]=dst (same dtype and element count, no overlap)
  *  GELU:               in[0]=x, i[0]=kind, out[0]=y
  *  SILU_MUL:           in[0]=gate, in[1]=up, out[0]=y
  *  GELU_MUL:           in[0]=gate, in[1]=up, i[0]=kind, out[0]=y
@@ -207,6 +210,11 @@ struct mlxn_backend_ops {
     mlxn_status (*upload)(mlxn_device *d, void *dst, const void *src, size_t bytes);
     mlxn_status (*download)(mlxn_device *d, void *dst, const void *src, size_t bytes);
     mlxn_status (*fill_bytes)(mlxn_device *d, void *dst, uint8_t byte, size_t bytes);
+    /* Optional: host memory the device reads and writes in place (*ptr: the
+     * device's address, *host: the CPU's); NULL = ordinary allocations are
+     * host memory already (cpu/ref). */
+    mlxn_status (*alloc_mapped)(mlxn_device *d, size_t bytes, void **ptr, void **host);
+    void (*free_mapped)(mlxn_device *d, void *host);
     void (*close)(mlxn_device *d);
     /* sessions: begin creates backend state in s->impl; finish waits. */
     mlxn_status (*session_begin)(mlxn_session *s);

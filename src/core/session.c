@@ -71,7 +71,7 @@ const char *mlxn_op_name(mlxn_op_kind k) {
         [MLXN_OP_MATMUL] = "matmul", [MLXN_OP_DEQUANTIZE] = "dequantize", [MLXN_OP_ATTENTION] = "attention",
         [MLXN_OP_KV_APPEND] = "kv_append", [MLXN_OP_IM2COL_2D_3CH] = "im2col_2d_3ch",
         [MLXN_OP_ROPE_KV_APPEND] = "rope_kv_append", [MLXN_OP_MATMUL_FUSED] = "matmul_fused",
-        [MLXN_OP_ROPE_KV_ATTENTION] = "rope_kv_attention",
+        [MLXN_OP_ROPE_KV_ATTENTION] = "rope_kv_attention", [MLXN_OP_COPY] = "copy",
     };
     return (unsigned)k < MLXN_OP_COUNT && names[k] ? names[k] : "unknown-op";
 }

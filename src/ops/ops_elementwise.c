@@ -106,6 +106,18 @@ mlxn_status mlxn_softcap(mlxn_session *s, const mlxn_buffer *x, float cap, mlxn_
     return mlxn_dispatch(s, &o);
 }
 
+mlxn_status mlxn_copy(mlxn_session *s, const mlxn_buffer *src, mlxn_buffer *dst) {
+    const char *op = "copy";
+    MLXN_TRY(mlxn_opv_session(op, s));
+    MLXN_TRY(mlxn_opv_buf(op, s, "src", src));
+    MLXN_TRY(mlxn_opv_buf(op, s, "dst", dst));
+    MLXN_TRY(mlxn_opv_same_dtype(op, "src", src, "dst", dst));
+    MLXN_TRY(mlxn_opv_numel(op, "dst", dst, mlxn_numel(src->ndim, src->shape), "as many as src"));
+    MLXN_TRY(mlxn_opv_alias(op, "dst", dst, "src", src, 0));
+    mlxn_op o = {.kind = MLXN_OP_COPY, .in = {src}, .out = {dst}};
+    return mlxn_dispatch(s, &o);
+}
+
 mlxn_status mlxn_cast(mlxn_session *s, const mlxn_buffer *x, mlxn_buffer *y) {
     MLXN_TRY(check_unary("cast", s, x, y, 1));
     mlxn_op o = {.kind = MLXN_OP_CAST, .in = {x}, .out = {y}};

@@ -3,6 +3,7 @@
  * mlxn_cpu_parallel_for, and the backend table. A NULL table entry
  * would mean unsupported; the CPU implements every op. */
 #include "backend/cpu/cpu_backend.h"
+#include "backend/ref/ref_backend.h" /* mlxn_ref_copy */
 
 #include <pthread.h>
 #include <sched.h>
@@ -246,6 +247,7 @@ static const mlxn_backend_ops cpu_ops = {
         [MLXN_OP_EMBEDDING] = mlxn_cpu_embedding, [MLXN_OP_MATMUL] = mlxn_cpu_matmul,
         [MLXN_OP_DEQUANTIZE] = mlxn_cpu_dequantize, [MLXN_OP_ATTENTION] = mlxn_cpu_attention,
         [MLXN_OP_KV_APPEND] = mlxn_cpu_kv_append, [MLXN_OP_IM2COL_2D_3CH] = mlxn_cpu_im2col_2d_3ch,
+        [MLXN_OP_COPY] = mlxn_ref_copy, /* a memcpy */
     },
 };
 

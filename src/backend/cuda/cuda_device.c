@@ -90,6 +90,31 @@ static mlxn_status cuda_alloc(mlxn_device *d, size_t bytes, void **ptr) {
     return MLXN_OK;
 }
 
+/* Pinned host memory mapped into the device's address space. */
+static mlxn_status cuda_alloc_mapped(mlxn_device *d, size_t bytes, void **ptr, void **host) {
+    mlxn_cuda_dev *cd = d->impl;
+    const mlxn_cuda_api *cu = cd->cu;
+    void *h = NULL;
+    CUdeviceptr p = 0;
+    ctx_set(cd);
+    CUresult r = cu->cuMemHostAlloc(&h, bytes, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE);
+    if (r == CUDA_SUCCESS) r = cu->cuMemHostGetDevicePointer(&p, h, 0);
+    if (r != CUDA_SUCCESS) {
+        if (h) cu->cuMemFreeHost(h);
+        return mlxn_cuda_error(cu, r, "buffer_alloc_mapped: cuMemHostAlloc (mapped)");
+    }
+    memset(h, 0, bytes);
+    *ptr = (void *)(uintptr_t)p;
+    *host = h;
+    return MLXN_OK;
+}
+
+static void cuda_free_mapped(mlxn_device *d, void *host) {
+    mlxn_cuda_dev *cd = d->impl;
+    ctx_set(cd);
+    cd->cu->cuMemFreeHost(host);
+}
+
 static void cuda_free(mlxn_device *d, void *ptr) {
     if (!ptr) return;
     mlxn_cuda_dev *cd = d->impl;
@@ -476,6 +501,8 @@ static void init_ops(void) {
     g_ops.name = "cuda";
     g_ops.alloc = cuda_alloc;
     g_ops.free = cuda_free;
+    g_ops.alloc_mapped = cuda_alloc_mapped;
+    g_ops.free_mapped = cuda_free_mapped;
     g_ops.upload = cuda_upload;
     g_ops.download = cuda_download;
     g_ops.fill_bytes = cuda_fill_bytes;

@@ -291,6 +291,7 @@ mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op);
 int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_attention(mlxn_session *s, const mlxn_op *op);
 mlxn_status mlxn_cuda_op_rope_kv_attention(mlxn_session *s, const mlxn_op *op);
+mlxn_status mlxn_cuda_op_copy(mlxn_session *s, const mlxn_op *op);
 /* 1 when the decode attention kernel takes this ROPE_KV_ATTENTION op. */
 int mlxn_cuda_rope_attention_fusable(mlxn_session *s, const mlxn_op *op);
 /* Inverse frequency of rotated pair k of p (rot resolved), f64 (cuda_ops_basic.c). */

@@ -55,6 +55,13 @@ mlxn_status mlxn_cuda_op_cast(mlxn_session *s, const mlxn_op *op) {
     return mlxn_cuda_launch(s, EWSRC, "cast_kernel", grid_for(s, n, 256), 1, 1, 256, 0, args);
 }
 
+mlxn_status mlxn_cuda_op_copy(mlxn_session *s, const mlxn_op *op) {
+    CUdeviceptr x = mlxn_cuda_addr(op->in[0]), y = mlxn_cuda_addr(op->out[0]);
+    long long n = (long long)mlxn_buffer_nbytes(op->in[0]);
+    void *args[] = {&x, &y, &n};
+    return mlxn_cuda_launch(s, EWSRC, "copy_kernel", grid_for(s, (n + 15) / 16, 256), 1, 1, 256, 0, args);
+}
+
 mlxn_status mlxn_cuda_op_norm(mlxn_session *s, const mlxn_op *op) {
     int kind;
     const mlxn_buffer *x = op->in[0], *res = NULL, *w = NULL, *bias = NULL;
@@ -228,6 +235,7 @@ mlxn_status mlxn_cuda_op_im2col(mlxn_session *s, const mlxn_op *op) {
 void mlxn_cuda_register_ops(mlxn_backend_ops *ops) {
     for (int k = MLXN_OP_ADD; k <= MLXN_OP_SOFTCAP; k++) ops->op[k] = mlxn_cuda_op_elementwise;
     ops->op[MLXN_OP_CAST] = mlxn_cuda_op_cast;
+    ops->op[MLXN_OP_COPY] = mlxn_cuda_op_copy;
     ops->op[MLXN_OP_RMS_NORM] = mlxn_cuda_op_norm;
     ops->op[MLXN_OP_RMS_NORM_RESIDUAL] = mlxn_cuda_op_norm;
     ops->op[MLXN_OP_LAYER_NORM] = mlxn_cuda_op_norm;

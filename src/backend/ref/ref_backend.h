@@ -13,6 +13,6 @@ MLXN_REF_OP(silu_mul); MLXN_REF_OP(gelu_mul); MLXN_REF_OP(softcap); MLXN_REF_OP(
 MLXN_REF_OP(rms_norm); MLXN_REF_OP(rms_norm_residual); MLXN_REF_OP(layer_norm); MLXN_REF_OP(l2_norm);
 MLXN_REF_OP(rope); MLXN_REF_OP(softmax); MLXN_REF_OP(argmax); MLXN_REF_OP(topk);
 MLXN_REF_OP(embedding); MLXN_REF_OP(matmul); MLXN_REF_OP(dequantize);
-MLXN_REF_OP(attention); MLXN_REF_OP(kv_append); MLXN_REF_OP(im2col_2d_3ch);
+MLXN_REF_OP(attention); MLXN_REF_OP(kv_append); MLXN_REF_OP(im2col_2d_3ch); MLXN_REF_OP(copy);
 
 #endif

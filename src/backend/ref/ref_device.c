@@ -26,6 +26,7 @@ static const mlxn_backend_ops ref_ops = {
         [MLXN_OP_EMBEDDING] = mlxn_ref_embedding, [MLXN_OP_MATMUL] = mlxn_ref_matmul,
         [MLXN_OP_DEQUANTIZE] = mlxn_ref_dequantize, [MLXN_OP_ATTENTION] = mlxn_ref_attention,
         [MLXN_OP_KV_APPEND] = mlxn_ref_kv_append, [MLXN_OP_IM2COL_2D_3CH] = mlxn_ref_im2col_2d_3ch,
+        [MLXN_OP_COPY] = mlxn_ref_copy,
     },
 };
 

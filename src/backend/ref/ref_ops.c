@@ -84,6 +84,13 @@ static mlxn_status ref_glu(const mlxn_op *op, int gelu) {
 MLXN_REF_OP(silu_mul) { return ref_glu(op, 0); }
 MLXN_REF_OP(gelu_mul) { return ref_glu(op, 1); }
 
+/* byte copy (the CPU backend uses it too) */
+MLXN_REF_OP(copy) {
+    (void)s;
+    memcpy(OUT(op, 0), IN(op, 0), mlxn_buffer_nbytes(op->in[0]));
+    return MLXN_OK;
+}
+
 MLXN_REF_OP(cast) {
     const mlxn_buffer *x = op->in[0];
     mlxn_buffer *y = op->out[0];
