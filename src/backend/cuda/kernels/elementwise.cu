@@ -45,7 +45,7 @@ extern "C" __global__ void ew_kernel(int op, int dt, const void *a, const void *
 extern "C" __global__ void copy_kernel(const unsigned char *src, unsigned char *dst, i64 n) {
     PDL_ENTER();
     const i64 t = (i64)blockIdx.x * blockDim.x + threadIdx.x, step = (i64)gridDim.x * blockDim.x;
-    if ((((uintptr_t)src | (uintptr_t)dst | (uintptr_t)n) & 15) == 0) {
+    if ((((unsigned long long)src | (unsigned long long)dst | (unsigned long long)n) & 15) == 0) {
         for (i64 i = t; i < n / 16; i += step) ((uint4 *)dst)[i] = ((const uint4 *)src)[i];
     } else {
         for (i64 i = t; i < n; i += step) dst[i] = src[i];
