@@ -2,7 +2,8 @@
  * views that share a refcounted storage at a byte offset, wrapping of caller
  * host memory (CPU/ref only), mapped host memory the device reads and writes
  * in place (a decode step's few input and output words without copies),
- * synchronous upload/download/fill and shape accessors. Buffers are contiguous; a view is an offset plus a shape. */
+ * synchronous upload/download/fill and shape accessors. Buffers are
+ * contiguous; a view is an offset plus a shape. */
 #include "core/internal.h"
 
 #include <stdlib.h>
