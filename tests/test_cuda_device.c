@@ -817,7 +817,8 @@ static void test_rope_kv_attention(void) {
         int64_t T = c->T, qs[3] = {T, c->Hq, c->D}, ks[3] = {T, c->Hkv, c->D}, cs[3] = {c->Hkv, c->C, c->D};
         int32_t pv[2] = {c->pos0, c->pos0 + 1};
         pb pos = pb_raw(MLXN_I32, 1, &T, pv);
-        pb q = pb_rand(MLXN_F32, 3, qs, -1, 1), k = pb_rand(MLXN_F32, 3, ks, -1, 1), v = pb_rand(MLXN_F32, 3, ks, -1, 1);
+        pb q = pb_rand(MLXN_F32, 3, qs, -1, 1), k = pb_rand(MLXN_F32, 3, ks, -1, 1);
+        pb v = pb_rand(MLXN_F32, 3, ks, -1, 1);
         pb kc = pb_rand(c->kdt, 3, cs, -1, 1), vc = pb_rand(c->kdt, 3, cs, -1, 1), out = pb_f(MLXN_F32, 3, qs, NULL);
         mlxn_rope_params rp = {0};
         rp.mode = c->mode ? MLXN_ROPE_HALF_SPLIT : MLXN_ROPE_ADJACENT;

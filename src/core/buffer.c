@@ -117,7 +117,10 @@ mlxn_status mlxn_buffer_alloc_mapped(mlxn_device *d, mlxn_dtype t, int ndim, con
     mlxn_status s = d->ops->alloc_mapped(d, bytes ? bytes : 1, &st->ptr, &st->mapped_host);
     if (s != MLXN_OK) { free(st); return s; }
     mlxn_buffer *b = new_buffer(st, 0, t, ndim, shape);
-    if (!b) { storage_release(st); return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "buffer_alloc_mapped: out of host memory"); }
+    if (!b) {
+        storage_release(st);
+        return mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "buffer_alloc_mapped: out of host memory");
+    }
     *out = b;
     return MLXN_OK;
 }

@@ -129,7 +129,8 @@ mlxn_status mlxn_runner_eval(mlxn_runner *r, const int32_t *ids, int n, const fl
 static mlxn_status make_io(mlxn_runner *r) {
     int64_t three = 3, one = 1;
     mlxn_status st = mlxn_buffer_alloc_mapped(r->m->dev, MLXN_I32, 1, &three, &r->io);
-    for (int i = 0; i < 3 && st == MLXN_OK; i++) st = mlxn_buffer_view(r->io, (size_t)i * 4, MLXN_I32, 1, &one, &r->io_v[i]);
+    for (int i = 0; i < 3 && st == MLXN_OK; i++)
+        st = mlxn_buffer_view(r->io, (size_t)i * 4, MLXN_I32, 1, &one, &r->io_v[i]);
     if (st == MLXN_OK) st = mlxn_buffer_view(mlxn_forward_state_ids(r->fs), 0, MLXN_I32, 1, &one, &r->in_v[0]);
     if (st == MLXN_OK) st = mlxn_buffer_view(mlxn_forward_state_positions(r->fs), 0, MLXN_I32, 1, &one, &r->in_v[1]);
     if (st == MLXN_OK && !mlxn_buffer_host_ptr(r->io))

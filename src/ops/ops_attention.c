@@ -43,7 +43,8 @@ static mlxn_status attention_check(const char *op, mlxn_session *s, const mlxn_b
     MLXN_TRY(mlxn_opv_same_shape(op, "q", q, "out", out));
     if (positions) MLXN_TRY(mlxn_opv_numel(op, "positions", positions, T, "one per query row T of q [T, Hq, D]"));
     if (!isfinite(p->scale) || p->scale == 0.0f)
-        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "%s: scale must be finite and non-zero, got %g", op, (double)p->scale);
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "%s: scale must be finite and non-zero, got %g", op,
+                              (double)p->scale);
     if (!(p->softcap >= 0.0f) || !isfinite(p->softcap))
         return mlxn_set_error(MLXN_ERR_INVALID_ARG, "%s: softcap must be finite and >= 0 (0 = none), got %g", op,
                               (double)p->softcap);

@@ -152,7 +152,8 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
 static int decode_heads_per_block(int G, int gb, int64_t C) {
     const char *eg = getenv("MLXN_CUDA_ATTN_G");
     int ng = eg ? atoi(eg) : 0;
-    if (!((ng == 1 || ng == 2 || ng == 4 || ng == 8) && G % ng == 0)) ng = C <= 4096 ? 1 : C <= 8192 && gb >= 2 ? 2 : gb;
+    if (!((ng == 1 || ng == 2 || ng == 4 || ng == 8) && G % ng == 0))
+        ng = C <= 4096 ? 1 : C <= 8192 && gb >= 2 ? 2 : gb;
     return ng;
 }
 
