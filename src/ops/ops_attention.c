@@ -170,8 +170,7 @@ mlxn_status mlxn_rope_kv_attention(mlxn_session *s, mlxn_buffer *q, mlxn_buffer 
     o.p.rope = *rp;
     o.p.rope.rot_dims = rot;
     o.p.attn = *ap;
-    const mlxn_backend_ops *ops = s->device->ops;
-    if (ops->op[MLXN_OP_ROPE_KV_ATTENTION] && ops->fusable && ops->fusable(s, &o)) return mlxn_dispatch(s, &o);
+    if (mlxn_op_native(s, &o)) return mlxn_dispatch(s, &o);
     MLXN_TRY(mlxn_rope_kv_append(s, q, k, v, positions, rp, ap->ring, k_cache, v_cache));
     return mlxn_attention(s, q, k_cache, v_cache, positions, ap, out);
 }

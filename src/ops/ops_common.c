@@ -1,5 +1,6 @@
 /* ops_common.c — implementation of the shared op-argument checks declared in
- * ops_common.h. Messages follow one pattern: "<op>: <argument> <problem>
+ * ops_common.h, and the rule that sends an optional fused op to its backend
+ * kernel (mlxn_op_native). Messages follow one pattern: "<op>: <argument> <problem>
  * (<values>)", e.g. "rms_norm: weight shape [5] does not match x's last dim 6". */
 #include "ops/ops_common.h"
 
@@ -142,4 +143,9 @@ mlxn_status mlxn_opv_alias(const char *op, const char *nout, const mlxn_buffer *
                           "%s: %s partially overlaps %s (bytes [%zu, %zu) vs [%zu, %zu) of one storage)%s", op, nout,
                           nin, out->offset, out->offset + mlxn_buffer_nbytes(out), in->offset,
                           in->offset + mlxn_buffer_nbytes(in), allow_exact ? "; only exact aliasing is allowed" : "");
+}
+
+int mlxn_op_native(mlxn_session *s, const mlxn_op *o) {
+    const mlxn_backend_ops *ops = s->device->ops;
+    return ops->op[o->kind] && ops->fusable && ops->fusable(s, o);
 }

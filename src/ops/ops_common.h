@@ -49,4 +49,9 @@ mlxn_status mlxn_rope_check(const char *op, mlxn_session *s, const mlxn_buffer *
 mlxn_status mlxn_kv_append_check(const char *op, mlxn_session *s, const mlxn_buffer *src, const mlxn_buffer *positions,
                                  int ring, const mlxn_buffer *cache);
 
+/* 1 when the session's backend runs this validated optional fused op
+ * (MATMUL_FUSED, ROPE_KV_ATTENTION) as one kernel: it has the op and its
+ * fusable() says yes; else the op layer runs the op's parts. */
+int mlxn_op_native(mlxn_session *s, const mlxn_op *o);
+
 #endif

@@ -174,10 +174,8 @@ mlxn_status mlxn_matmul_fused(mlxn_session *s, const mlxn_buffer *x, const mlxn_
 int mlxn_matmul_fused_native(mlxn_session *s, const mlxn_buffer *x, const mlxn_weight *w, const mlxn_matmul_fusion *f,
                              const mlxn_buffer *y) {
     if (!s || !x || !w || !f || !y || x->ndim != 2) return 0;
-    const mlxn_backend_ops *ops = s->device->ops;
-    if (!ops->op[MLXN_OP_MATMUL_FUSED] || !ops->fusable) return 0;
     mlxn_op o = fused_op(x, w, f, y);
-    return ops->fusable(s, &o);
+    return mlxn_op_native(s, &o);
 }
 
 mlxn_status mlxn_embedding(mlxn_session *s, const mlxn_weight *w, const mlxn_buffer *ids, mlxn_buffer *y) {
