@@ -24,7 +24,7 @@ if [ -f "${MLXN_DEFAULT_MODEL:-}" ]; then
   step "generate (default model, cuda)"
   timeout 60 "$MLXN" generate --device cuda -p "What is the capital of France?" -n 40 2>&1 | tail -6
   step "bench SmolLM2-135M-Instruct Q4_1 GGUF (real weights)"
-  timeout 90 "$MLXN" bench --device cuda -m "$MLXN_DEFAULT_MODEL" -p 512 -n 128 -r 5 2>&1 | tail -6
+  timeout 120 "$MLXN" bench --device cuda -m "$MLXN_DEFAULT_MODEL" -p 512 -n 128 -d 0,1024 -r 5 2>&1 | tail -8
 fi
 
 for preset in smollm2-135m llama3-8b; do

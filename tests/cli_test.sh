@@ -85,6 +85,9 @@ else
     if expect_ok "bench" "$BIN" bench -m "$MODEL" -p 16 -n 4 -r 2 --device "$DEV"; then
         grep -q "pp16" "$TMP/out" && grep -q "tg4" "$TMP/out" && ok "bench table" || bad "bench table"
     fi
+    if expect_ok "bench at depth" "$BIN" bench -m "$MODEL" -p 0 -n 4 -d 0,20 -r 1 --device "$DEV"; then
+        grep -q "| tg4 |" "$TMP/out" && grep -q "| tg4 @ d20 |" "$TMP/out" && ok "bench depth rows" || bad "bench depth rows"
+    fi
 fi
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

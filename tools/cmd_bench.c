@@ -2,8 +2,10 @@
  * ppN: evaluate N prompt tokens in one batch from an empty cache (batch =
  * N); tgN: generate N tokens one decode step at a time (the recorded graph
  * on CUDA) from an empty cache, feeding back the argmax. Token ids are
- * pseudo-random but fixed (never all the same token). One untimed warm-up
- * run of each test precedes -r timed repetitions; the table reports mean ±
+ * pseudo-random but fixed (never all the same token). With -d D (as
+ * llama-bench's --n-depth), each test first fills the cache with D prompt
+ * tokens (untimed) and is labelled "tgN @ dD". One untimed warm-up run of
+ * each test precedes -r timed repetitions; the table reports mean ±
  * standard deviation of tokens/s, like llama-bench. */
 #include <math.h>
 #include <stdio.h>
@@ -28,6 +30,7 @@ static void bench_help(FILE *f) {
             "  -t, --threads N         CPU threads (default: all cores)\n"
             "  -p, --n-prompt N[,N..]  prompt sizes (default 512; 0 = skip)\n"
             "  -n, --n-gen N[,N..]     generation lengths (default 128; 0 = skip)\n"
+            "  -d, --n-depth N[,N..]   tokens already in the cache when each test starts (default 0)\n"
             "  -r, --repetitions N     timed repetitions per test (default 5)\n"
             "  --kv-f32                f32 KV cache on CUDA (default f16)\n"
             "  --no-graph              decode without the recorded graph\n"
@@ -68,7 +71,7 @@ static int argmax(const float *x, int64_t n) {
 int mlxn_cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = "auto";
     int threads = 0, reps = 5, verbose = 0, kv_f32 = 0, use_graph = -1;
-    int pp[MAX_TESTS] = { 512 }, tg[MAX_TESTS] = { 128 }, n_pp = 1, n_tg = 1;
+    int pp[MAX_TESTS] = { 512 }, tg[MAX_TESTS] = { 128 }, depth[MAX_TESTS] = { 0 }, n_pp = 1, n_tg = 1, n_depth = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define IS(s) (strcmp(a, s) == 0)
@@ -80,6 +83,7 @@ int mlxn_cmd_bench(int argc, char **argv) {
         else if (IS("-r") || IS("--repetitions")) { NEEDV(); if (!cli_parse_int(a, v, 1, 1000, &reps)) return 2; }
         else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (!parse_list(a, v, pp, &n_pp)) return 2; }
         else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (!parse_list(a, v, tg, &n_tg)) return 2; }
+        else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (!parse_list(a, v, depth, &n_depth)) return 2; }
         else if (IS("--kv-f32")) kv_f32 = 1;
         else if (IS("--no-graph")) use_graph = 0;
         else if (IS("-v") || IS("--verbose")) verbose = 1;
@@ -87,9 +91,10 @@ int mlxn_cmd_bench(int argc, char **argv) {
 #undef IS
 #undef NEEDV
     }
-    int max_pp = 0, max_tg = 0;
+    int max_pp = 0, max_tg = 0, max_d = 0;
     for (int i = 0; i < n_pp; i++) max_pp = pp[i] > max_pp ? pp[i] : max_pp;
     for (int i = 0; i < n_tg; i++) max_tg = tg[i] > max_tg ? tg[i] : max_tg;
+    for (int i = 0; i < n_depth; i++) max_d = depth[i] > max_d ? depth[i] : max_d;
     if (max_pp == 0 && max_tg == 0) {
         fprintf(stderr, "error: nothing to run (-p and -n are all 0)\n");
         return 2;
@@ -98,8 +103,8 @@ int mlxn_cmd_bench(int argc, char **argv) {
     if (cli_load(model, device, threads, 0, verbose, &L)) return 1;
     const mlxn_model_config *c = &L.model->cfg;
     mlxn_runner_opts ro = mlxn_runner_default_opts();
-    ro.n_ctx = (max_pp > max_tg + 1 ? max_pp : max_tg + 1);
-    ro.n_batch = max_pp > 0 ? max_pp : 1;
+    ro.n_ctx = max_d + (max_pp > max_tg + 1 ? max_pp : max_tg + 1);
+    ro.n_batch = max_pp > 0 ? max_pp : max_d > 0 ? (max_d < 512 ? max_d : 512) : 1;
     ro.use_graph = use_graph;
     if (kv_f32) ro.kv_dtype = MLXN_F32;
     mlxn_runner *r = NULL;
@@ -108,7 +113,7 @@ int mlxn_cmd_bench(int argc, char **argv) {
         cli_unload(&L);
         return 1;
     }
-    int nmax = max_pp > 1 ? max_pp : 1;
+    int nmax = max_d + (max_pp > 1 ? max_pp : 1);
     int32_t *ids = malloc((size_t)nmax * sizeof(int32_t));
     double *tps = malloc((size_t)reps * sizeof(double));
     if (!ids || !tps) {
@@ -134,7 +139,9 @@ int mlxn_cmd_bench(int argc, char **argv) {
     printf("| model | size | params | backend | threads | test | t/s |\n");
     printf("| ----- | ---: | -----: | ------- | ------: | ---: | --: |\n");
     int rc = 0;
+    for (int di = 0; di < n_depth && rc == 0; di++)
     for (int phase = 0; phase < 2 && rc == 0; phase++) {
+        const int D = depth[di];
         int n_tests = phase == 0 ? n_pp : n_tg;
         for (int ti = 0; ti < n_tests && rc == 0; ti++) {
             int N = phase == 0 ? pp[ti] : tg[ti];
@@ -143,13 +150,13 @@ int mlxn_cmd_bench(int argc, char **argv) {
                 mlxn_runner_reset(r);
                 const float *lg = NULL;
                 double t0 = 0, dt = 0;
-                mlxn_status st;
-                if (phase == 0) {
+                mlxn_status st = D > 0 ? mlxn_runner_eval(r, ids, D, &lg) : MLXN_OK; /* the depth: not timed */
+                if (st == MLXN_OK && phase == 0) {
                     t0 = mlxn_time_now();
-                    st = mlxn_runner_eval(r, ids, N, &lg);
+                    st = mlxn_runner_eval(r, ids + D, N, &lg);
                     dt = mlxn_time_now() - t0;
-                } else {
-                    st = mlxn_runner_eval(r, ids, 1, &lg); /* first token: not timed */
+                } else if (st == MLXN_OK) {
+                    st = mlxn_runner_eval(r, ids + D, 1, &lg); /* first token: not timed */
                     int32_t next = st == MLXN_OK ? argmax(lg, c->vocab) : 0;
                     t0 = mlxn_time_now();
                     for (int k = 0; k < N && st == MLXN_OK; k++) st = mlxn_runner_step_argmax(r, next, &next);
@@ -168,8 +175,9 @@ int mlxn_cmd_bench(int argc, char **argv) {
             if (rc) break;
             double mean, sd;
             mean_std(tps, reps, &mean, &sd);
-            char test[32];
-            snprintf(test, sizeof test, "%s%d", phase == 0 ? "pp" : "tg", N);
+            char test[48];
+            if (D > 0) snprintf(test, sizeof test, "%s%d @ d%d", phase == 0 ? "pp" : "tg", N, D);
+            else snprintf(test, sizeof test, "%s%d", phase == 0 ? "pp" : "tg", N);
             char thr[16];
             if (threads > 0) snprintf(thr, sizeof thr, "%d", threads);
             else snprintf(thr, sizeof thr, "auto");

@@ -58,6 +58,14 @@ typedef struct {
 #define DEC_TMAX 4       /* decode path for T <= this */
 #define DEC_THREADS 128  /* attention.cu's DEC_NW warps */
 #define DEC_UNIT 64      /* chunk granularity (keys) */
+/* Fewest keys per split. A second split costs the partials' round trip and
+ * the combine (fence, counter, two dependent reads) in the last block; a
+ * block's second 64-key batch costs one more dependent K/V read. H100,
+ * SmolLM2-135M shape (9 query heads, 3 KV heads, hd 64), tg128 tok/s at
+ * depth 0 / 1024 / 3000 for 64, 128, 256, 512 keys: 1,711 / 1,515 / 1,400;
+ * 1,814 / 1,497 / 1,433; 1,830 / 1,358 / 1,345; – / 1,170 / 1,141. 8B
+ * shape, depth 0: 386 (64) vs 390 (256). */
+#define DEC_MIN_CHUNK 128
 /* target blocks of 4 warps per SM: 4 for caches up to 8192 slots, else 3
  * (H100, hd 128, 32/8 heads, µs at 3 vs 4: 4k 22.9 vs 20.6, 8k 35.2 vs 29.0,
  * 16k 48.6 vs 68.2 — chunks round to whole 64-key units) */
@@ -87,7 +95,7 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
         return mlxn_set_error(MLXN_ERR_UNSUPPORTED, "attention (cuda): %lld (row, head) pairs exceed %u",
                               (long long)pairs, MLXN_CUDA_COUNTERS);
     /* splits: ~DEC_PER_SM blocks per SM over all pairs, chunks of whole
-     * DEC_UNIT keys, at most DEC_MAXSPLIT splits */
+     * DEC_UNIT keys and at least DEC_MIN_CHUNK, at most DEC_MAXSPLIT splits */
     int per_sm = DEC_PER_SM(C);
     const char *eb = getenv("MLXN_CUDA_ATTN_BPS"); /* tuning: target blocks per SM (1..32) */
     if (eb && atoi(eb) >= 1 && atoi(eb) <= 32) per_sm = atoi(eb);
@@ -95,6 +103,9 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
     if (want < 1) want = 1;
     int64_t chunk = (C + want - 1) / want;
     if (chunk < (C + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT) chunk = (C + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT;
+    const char *em = getenv("MLXN_CUDA_ATTN_MIN_CHUNK"); /* tuning: fewest keys per split */
+    const int64_t min_chunk = em && atoll(em) > 0 ? atoll(em) : DEC_MIN_CHUNK;
+    if (chunk < min_chunk) chunk = min_chunk;
     chunk = (chunk + DEC_UNIT - 1) / DEC_UNIT * DEC_UNIT;
     int64_t nsplit = (C + chunk - 1) / chunk;
     if (nsplit > DEC_MAXSPLIT || chunk > INT32_MAX)

@@ -278,9 +278,10 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     return MLXN_OK;
 }
 
-/* The fused kernels of a b1 format, or NULL: [0] x through L1, [1] x·norm
- * staged in shared memory (matvec.cu NAME_b1f, NAME_b1fn: a block per 8
- * rows); [2], [3] the same with a warp per 8 rows (NAME_w1f, NAME_w1fn). */
+/* The fused kernels of a b1 format, or NULL: [0] x, [1] x and the norm
+ * weight (the norm prologue), both through L1 (matvec.cu NAME_b1f,
+ * NAME_b1fn: a block per 8 rows); [2], [3] the same with a warp per 8 rows
+ * (NAME_w1f, NAME_w1fn). */
 static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
 #define FN4(P) {P "_b1f", P "_b1fn", P "_w1f", P "_w1fn"}
     static const char *const k[5][4] = {FN4("mv_mlx4"), FN4("mv_mlx8"), FN4("mv_q4_0"), FN4("mv_q4_1"), FN4("mv_q8_0")};
@@ -307,18 +308,19 @@ static int64_t narrow_max_units(void) {
     return e && *e ? atoll(e) : 48;
 }
 
-/* Largest K for the norm prologue. Every block stages all of x·nw, which
- * costs more than a separate norm kernel once rows are long. Measured on the
- * H100, tg128 with the norm folded in vs a separate rms_norm (residual and
- * SwiGLU folded in both): K = 576 (SmolLM2-135M shape) 1,497 vs 1,491
- * tok/s; K = 2048 (Llama-3.2-1B shape) 1,161 vs 1,272; K = 4096 (8B) 335
- * against 362 for all-separate ops (373 with only the norm separate, another
- * run). Env MLXN_CUDA_NORM_FUSE_MAX_K overrides it (<= 12288: the staged
- * copy must leave room for four blocks per SM). */
+/* Largest K for the norm prologue. Every block reads all of x and the norm
+ * weight, so the prologue's L2 traffic grows with blocks × K and costs more
+ * than a separate norm kernel once rows are long. Measured on the H100,
+ * tg128 with the norm folded in vs a separate rms_norm (residual and SwiGLU
+ * folded in both): K = 576 (SmolLM2-135M shape) gained only 1,497 vs 1,491
+ * tok/s while the prologue staged x·w in shared memory; reading through L1
+ * it runs at 1,714 against the staged one's 1,630. K = 2048 (Llama-3.2-1B
+ * shape) 1,215 vs 1,347; K = 4096 (8B, staged) 335 against 362 for
+ * all-separate ops. Env MLXN_CUDA_NORM_FUSE_MAX_K overrides it. */
 static int64_t norm_fuse_max_k(void) {
     const char *e = getenv("MLXN_CUDA_NORM_FUSE_MAX_K");
     int64_t v = e && *e ? atoll(e) : 1024;
-    return v < 0 ? 0 : v > 12288 ? 12288 : v;
+    return v < 0 ? 0 : v;
 }
 
 int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
@@ -329,7 +331,7 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
     const mlxn_buffer *x = op->in[0], *nw = op->in[1];
     const int64_t K = x->shape[1];
     if (x->shape[0] != 1 || K % 4 || mlxn_cuda_addr(x) % 16) return 0;
-    if (nw && (mlxn_cuda_addr(nw) % 16 || K % 32 || K > norm_fuse_max_k())) return 0;
+    if (nw && (mlxn_cuda_addr(nw) % 16 || K > norm_fuse_max_k())) return 0;
     const int64_t rows = op->w->desc.rows, gx = op->i[0] ? (rows / 2 + 3) / 4 : (rows + 7) / 8;
     if (gx > 0x7fffffff) return 0;
     return fused_names(op->w, mlxn_cuda_addr(op->w->desc.data)) != NULL;
@@ -350,8 +352,8 @@ static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdevicep
     const int64_t gx = narrow ? (groups + 3) / 4 : groups;
     mvf_params fp = *f;
     void *args[] = {&p, &x, &y, &Mi, &Nl, &fp};
-    return mlxn_cuda_launch(s, "matvec.cu", names[(narrow ? 2 : 0) + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128,
-                            norm ? (unsigned)(d->cols * 4) : 0, args);
+    return mlxn_cuda_launch(s, "matvec.cu", names[(narrow ? 2 : 0) + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128, 0,
+                            args);
 }
 
 mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {

@@ -36,11 +36,11 @@ __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((
 
 // ---------------------------------------------------------------- fusions (MLXN_OP_MATMUL_FUSED)
 // The one-row kernels (MT = 1; NT = MV_THREADS or 32) can fold the decode
-// step's neighbours in. NORM (template): x is RMS-normalised as it is staged
-// (XS below) -- the kernel uses x·nw and sums x² on the way; the reduction
-// that sums the row's partials sums those too, and the row's
-// 1/sqrt(mean x² + eps) scales the finished dots (every block sees all of
-// x, so nothing is recomputed). mode (run time, uniform): MVF_RES adds res[n] to y[n] (res
+// step's neighbours in. NORM (template): x is RMS-normalised on the way in
+// -- the kernel reads x·nw and sums x² as it loads x (a row group reads all
+// of x exactly once); the reduction that sums the row's partials sums those
+// too, and the row's 1/sqrt(mean x² + eps) scales the finished dots (every
+// block sees all of x, so nothing is recomputed). mode (run time, uniform): MVF_RES adds res[n] to y[n] (res
 // may be y); MVF_SWIGLU gives each row group RW/2 gate rows g0.. and the
 // matching up rows half + g0.. (N = 2·half rows) and writes y[g] =
 // silu(gate)·up.
@@ -52,39 +52,19 @@ struct MVF {
     float eps;
     int mode;
 };
-// XS (staged x, the norm kernels): the block first copies x·nw (summing x²
-// on the way) into shared memory with coalesced loads, then its threads read
-// their chunks from there. Each thread's chunk spans 64-128 bytes of x, so
-// the lanes of a warp read addresses that far apart: through L1 every float4
-// load is 32 separate sectors, and Nsight showed the L1 as the limit when
-// the norm weight was read that way too (8B gate|up: 52 vs 34 µs). In
-// shared memory the float4 j of each 32-value group c sits at slot
-// j ^ (c & 7), so the 8 lanes of a quarter-warp (8 consecutive chunks) hit 8
-// different bank quads.
-__device__ __forceinline__ int xs_slot(i64 k) { // float4 slot of x[k .. k+3], k % 4 == 0
-    const int c = (int)(k >> 5), j = (int)(k >> 2) & 7;
-    return c * 8 + (j ^ (c & 7));
-}
-// Copies x [K] (times nw when NORM; ss += Σ x² over this thread's part)
-// into xs in the swizzled layout, then syncs the block.
+// x·nw [k0 + off .. +3] (NORM: x times the norm weight, both through L1,
+// adding x² to ss) or x [k0 + off .. +3]. The norm kernels used to stage
+// x·nw in shared memory for every block; reading both through L1 measured
+// faster for the rows they serve (H100, 135M decode 1,690 vs 1,630 tok/s:
+// the copy and its barrier sat before the first FMA).
 template <int NORM>
-__device__ __forceinline__ void stage_x(float4 *xs, const float *x, const float *nw, i64 K, float &ss) {
-    for (i64 i = threadIdx.x; i < K / 4; i += blockDim.x) {
-        float4 v = ldx4(x, 4 * i);
-        if (NORM) {
-            ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
-            const float4 g = ldx4(nw, 4 * i);
-            v.x *= g.x; v.y *= g.y; v.z *= g.z; v.w *= g.w;
-        }
-        xs[xs_slot(4 * i)] = v;
-    }
-    __syncthreads();
-}
-// x[k0 + off .. +3]: from the staged copy (XS) or through L1.
-template <int XS>
-__device__ __forceinline__ float4 ldxs(const float *xr, const float4 *xs, i64 k0, int off) {
-    if (XS) return xs[xs_slot(k0 + off)];
-    return ldx4(xr, off);
+__device__ __forceinline__ float4 ldxn(const float *xr, const float *nwr, int off, float &ss) {
+    float4 v = ldx4(xr, off);
+    if (!NORM) return v;
+    ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+    const float4 g = ldx4(nwr, off);
+    v.x *= g.x; v.y *= g.y; v.z *= g.z; v.w *= g.w;
+    return v;
 }
 // The RW weight rows of row group gi (n0 = gi·RW): rows n0 + r, or for
 // MVF_SWIGLU gate rows g0 + r (r < RW/2, g0 = gi·RW/2) and the up rows
@@ -106,6 +86,11 @@ __device__ __forceinline__ void mv_rows(i64 (&rows)[RW], i64 n0, i64 N, int swig
 // Writes one finished value: y[n] = v, plus res[n] for MVF_RES.
 __device__ __forceinline__ void mv_put_fused(float *y, i64 n, float v, const MVF &f) {
     y[n] = (f.mode & MVF_RES) ? f.res[n] + v : v;
+}
+// 1/sqrt(mean x² + eps) from the row's Σ x², in f32 (rsqrtf: at most 2 ulp;
+// f64 sqrt and division measured 1.5% slower end to end on the 135M)
+__device__ __forceinline__ float norm_inv(float tot, i64 K, const MVF &f) {
+    return rsqrtf(tot / (float)K + f.eps);
 }
 // The block-wide row group's half of mv_store_fused (NT = MV_THREADS).
 template <int RW, int NORM>
@@ -129,7 +114,7 @@ __device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float 
         float tot = 0.0f;
 #pragma unroll
         for (int w = 0; w < MV_THREADS / 32; w++) tot += red[w][RW];
-        inv = (float)(1.0 / sqrt((double)tot / (double)K + (double)f.eps));
+        inv = norm_inv(tot, K, f);
     }
     if (f.mode & MVF_SWIGLU) {
         const i64 half = N / 2, g = n0 / 2 + t;
@@ -162,16 +147,7 @@ __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, fl
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     if (NT == 32) { // a warp per row group: shuffles (every lane gets the sums)
         float inv = 1.0f;
-        if (NORM) { // the block staged x together, so Σx² is over the whole block
-            __shared__ float ssw[MV_THREADS / 32];
-            const float v = warp_sum(ss);
-            if (lane == 0) ssw[warp] = v;
-            __syncthreads();
-            float tot = 0.0f;
-#pragma unroll
-            for (int w = 0; w < MV_THREADS / 32; w++) tot += ssw[w];
-            inv = (float)(1.0 / sqrt((double)tot / (double)K + (double)f.eps));
-        }
+        if (NORM) inv = norm_inv(warp_sum(ss), K, f); // the warp read all of x once
         const i64 half = N / 2;
 #pragma unroll
         for (int r = 0; r < RW; r++) acc[r][0] = warp_sum(acc[r][0]) * inv;
@@ -249,14 +225,12 @@ __device__ __forceinline__ float ld_sc16(const void *p, int dt, i64 i) {
 // latency overlaps the previous kernel's tail (weights never depend on it).
 // Needs: data 16-byte aligned, row_bytes % 16 == 0, group % (128/BITS) == 0,
 // x 16-byte aligned with K % 4 == 0.
-// FU: a fused kernel (MT = 1, NT = MV_THREADS or 32): 1 reads x through L1,
-// 2 stages x·nw in shared memory (the norm prologue; needs K % 32 == 0 and
-// K floats of dynamic shared memory); f gives the norm weight, residual and
-// mode.
+// FU: a fused kernel (MT = 1, NT = MV_THREADS or 32): 1 reads x, 2 reads x
+// and the norm weight (the norm prologue), both through L1; f gives the norm
+// weight, residual and mode.
 template <int BITS, int MT, int RW, int NT, int UNR_ = 0, int PF = -1, int SC16 = 0, int EW = 0, int FU = 0>
 __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{}) {
-    const int NORM = FU == 2, XS = NORM;
-    extern __shared__ float4 xs_dyn[];
+    const int NORM = FU == 2;
     const int VALS = 128 / BITS; // values per 16-byte chunk
     const int lane = threadIdx.x % NT; // this thread's place in its row group
     const i64 n0 = ((i64)blockIdx.x * (MV_THREADS / NT) + threadIdx.x / NT) * RW;
@@ -275,7 +249,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
 
     const int UNR = UNR_ ? UNR_ : RW >= 8 ? 2 : 4; // chunks per lane whose loads are issued together
 #pragma unroll 1
-    for (i64 c0 = lane; c0 < nchunks || (XS && c0 == lane); c0 += NT * UNR) { // XS: every thread stages
+    for (i64 c0 = lane; c0 < nchunks; c0 += NT * UNR) {
         uint4 qb[UNR][RW];
         float scb[UNR][RW], bib[UNR][RW];
 #pragma unroll
@@ -299,10 +273,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
                                          : ldf(w.biases, w.sdt, rows[r] * gpr + gg);
                     }
         }
-        if (EW && c0 == lane) { // first chunk's loads are out
-            PDL_WAIT();
-            if (XS) stage_x<NORM>(xs_dyn, x, f.nw, w.K, ss);
-        }
+        if (EW && c0 == lane) PDL_WAIT(); // first chunk's loads are out
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
         const i64 c = c0 + NT * u;
@@ -334,7 +305,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
 #pragma unroll
             for (int wi = 0; wi < 4; wi++) {
                 if (BITS == 4) {
-                    float4 xa = ldxs<XS>(xr, xs_dyn, k0, wi * 8), xb = ldxs<XS>(xr, xs_dyn, k0, wi * 8 + 4);
+                    float4 xa = ldxn<NORM>(xr, f.nw + k0, wi * 8, ss), xb = ldxn<NORM>(xr, f.nw + k0, wi * 8 + 4, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w) + (xb.x + xb.y) + (xb.z + xb.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -352,7 +323,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
                         dot[r] = d;
                     }
                 } else {
-                    float4 xa = ldxs<XS>(xr, xs_dyn, k0, wi * 4);
+                    float4 xa = ldxn<NORM>(xr, f.nw + k0, wi * 4, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -372,7 +343,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
         }
     }
     }
-    if (EW && !XS && lane >= nchunks) PDL_WAIT(); // threads without a chunk
+    if (EW && lane >= nchunks) PDL_WAIT(); // threads without a chunk
     if (FU) mv_store_fused<RW, NT, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
     else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
@@ -465,8 +436,7 @@ __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
 // FU: fused kernels, as in mv_mlx_body.
 template <int TYPE, int MT, int RW, int NT, int UNR_ = 0, int EW = 0, int FU = 0>
 __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 N, const MVF &f = MVF{}) {
-    const int NORM = FU == 2, XS = NORM;
-    extern __shared__ float4 xs_dyn[];
+    const int NORM = FU == 2;
     const int BS = TYPE == GG_Q4_0 ? 18 : TYPE == GG_Q4_1 ? 20 : 34;
     const int QO = TYPE == GG_Q4_1 ? 4 : 2; // byte offset of the quants in a block
     const bool NIB = TYPE != GG_Q8_0;        // 4-bit quants
@@ -485,7 +455,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     float ss = 0.0f; // NORM: this thread's Σ x²
     const int UNR = UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
 #pragma unroll 1
-    for (i64 b0 = lane; b0 < nblk || (XS && b0 == lane); b0 += NT * UNR) { // XS: every thread stages
+    for (i64 b0 = lane; b0 < nblk; b0 += NT * UNR) {
         u16 db[UNR][RW], mb[UNR][RW];
         u32 qwb[UNR][RW][NW];
 #pragma unroll
@@ -507,10 +477,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
                         for (int i = 0; i < NW; i++) qwb[u][r][i] = ld_u32_2a(bp + QO + 4 * i);
                     }
                 }
-        if (EW && b0 == lane) { // first blocks' loads are out
-            PDL_WAIT();
-            if (XS) stage_x<NORM>(xs_dyn, x, f.nw, w.K, ss);
-        }
+        if (EW && b0 == lane) PDL_WAIT(); // first blocks' loads are out
 #pragma unroll
     for (int u = 0; u < UNR; u++) {
         const i64 b = b0 + NT * u;
@@ -536,7 +503,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             if (NIB) {
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    float4 xl = ldxs<XS>(xr, xs_dyn, k0, 4 * i), xh = ldxs<XS>(xr, xs_dyn, k0, 16 + 4 * i);
+                    float4 xl = ldxn<NORM>(xr, f.nw + k0, 4 * i, ss), xh = ldxn<NORM>(xr, f.nw + k0, 16 + 4 * i, ss);
                     sx += (xl.x + xl.y) + (xl.z + xl.w) + (xh.x + xh.y) + (xh.z + xh.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -563,7 +530,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             } else {
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
-                    float4 xa = ldxs<XS>(xr, xs_dyn, k0, 4 * i);
+                    float4 xa = ldxn<NORM>(xr, f.nw + k0, 4 * i, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -582,7 +549,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
         }
     }
     }
-    if (EW && !XS && lane >= nblk) PDL_WAIT(); // threads without a block
+    if (EW && lane >= nblk) PDL_WAIT(); // threads without a block
     if (FU) mv_store_fused<RW, NT, NORM>((float(&)[RW][1])acc, ss, y, n0, N, w.K, f);
     else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
@@ -850,9 +817,9 @@ MVXE(mv_q4_0_b1, 4, mv_q8blk_body, GG_Q4_0, 1, 8, MV_THREADS, 1, 1)
 MVXE(mv_q4_1_b1, 4, mv_q8blk_body, GG_Q4_1, 1, 8, MV_THREADS, 1, 1)
 MVXE(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
 // Fused one-row kernels (MLXN_OP_MATMUL_FUSED), the b1 shapes with early
-// weight loads: NAME_b1f (x through L1), NAME_b1fn (x·nw staged in shared
-// memory: the norm prologue). Staging x without a norm measured slower on
-// the H100 (8B decode 340 vs 362 tok/s), so plain x goes through L1.
+// weight loads: NAME_b1f (x), NAME_b1fn (x and the norm weight: the norm
+// prologue), both through L1. Staging x in shared memory measured slower on
+// the H100 (8B decode 340 vs 362 tok/s; with the norm, 135M 1,630 vs 1,690).
 #define MVXF(NAME, BODY, ...)                                                                                  \
     extern "C" __global__ void __launch_bounds__(MV_THREADS, 4) NAME(WP w, const float *x, float *y, int M, i64 N, \
                                                                        MVF f) {                              \
