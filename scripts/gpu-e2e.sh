@@ -22,7 +22,7 @@ MLXN_TEST_DEVICE=cuda timeout 90 sh "$ROOT/tests/cli_test.sh" "$MLXN" 2>&1 | tai
 
 if [ -f "${MLXN_DEFAULT_MODEL:-}" ]; then
   step "generate (default model, cuda)"
-  timeout 60 "$MLXN" generate --device cuda -p "What is the capital of France?" -n 40 2>&1 | tail -6
+  timeout 60 "$MLXN" generate --device cuda -m "$MLXN_DEFAULT_MODEL" -p "What is the capital of France?" -n 40 2>&1 | tail -6
   step "bench SmolLM2-135M-Instruct Q4_1 GGUF (real weights)"
   timeout 120 "$MLXN" bench --device cuda -m "$MLXN_DEFAULT_MODEL" -p 512 -n 128 -d 0,1024 -r 5 2>&1 | tail -8
 fi
