@@ -58,11 +58,11 @@ struct MVF {
 // faster for the rows they serve (H100, 135M decode 1,690 vs 1,630 tok/s:
 // the copy and its barrier sat before the first FMA).
 template <int NORM>
-__device__ __forceinline__ float4 ldxn(const float *xr, const float *nwr, int off, float &ss) {
+__device__ __forceinline__ float4 ldxn(const float *xr, const float *nw, i64 k0, int off, float &ss) {
     float4 v = ldx4(xr, off);
     if (!NORM) return v;
     ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
-    const float4 g = ldx4(nwr, off);
+    const float4 g = ldx4(nw + k0, off); // nw is NULL in the kernels without a norm
     v.x *= g.x; v.y *= g.y; v.z *= g.z; v.w *= g.w;
     return v;
 }
@@ -144,7 +144,7 @@ __device__ __forceinline__ void mv_store_fused_block(float (&acc)[RW][1], float 
 template <int RW, int NT, int NORM>
 __device__ __forceinline__ void mv_store_fused(float (&acc)[RW][1], float ss, float *y, i64 n0, i64 N, i64 K,
                                                const MVF &f) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int lane = threadIdx.x & 31;
     if (NT == 32) { // a warp per row group: shuffles (every lane gets the sums)
         float inv = 1.0f;
         if (NORM) inv = norm_inv(warp_sum(ss), K, f); // the warp read all of x once
@@ -305,7 +305,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
 #pragma unroll
             for (int wi = 0; wi < 4; wi++) {
                 if (BITS == 4) {
-                    float4 xa = ldxn<NORM>(xr, f.nw + k0, wi * 8, ss), xb = ldxn<NORM>(xr, f.nw + k0, wi * 8 + 4, ss);
+                    float4 xa = ldxn<NORM>(xr, f.nw, k0, wi * 8, ss), xb = ldxn<NORM>(xr, f.nw, k0, wi * 8 + 4, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w) + (xb.x + xb.y) + (xb.z + xb.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -323,7 +323,7 @@ __device__ void mv_mlx_body(const WP &w, const float *x, float *y, int M, i64 N,
                         dot[r] = d;
                     }
                 } else {
-                    float4 xa = ldxn<NORM>(xr, f.nw + k0, wi * 4, ss);
+                    float4 xa = ldxn<NORM>(xr, f.nw, k0, wi * 4, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -503,7 +503,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             if (NIB) {
 #pragma unroll
                 for (int i = 0; i < 4; i++) {
-                    float4 xl = ldxn<NORM>(xr, f.nw + k0, 4 * i, ss), xh = ldxn<NORM>(xr, f.nw + k0, 16 + 4 * i, ss);
+                    float4 xl = ldxn<NORM>(xr, f.nw, k0, 4 * i, ss), xh = ldxn<NORM>(xr, f.nw, k0, 16 + 4 * i, ss);
                     sx += (xl.x + xl.y) + (xl.z + xl.w) + (xh.x + xh.y) + (xh.z + xh.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
@@ -530,7 +530,7 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
             } else {
 #pragma unroll
                 for (int i = 0; i < 8; i++) {
-                    float4 xa = ldxn<NORM>(xr, f.nw + k0, 4 * i, ss);
+                    float4 xa = ldxn<NORM>(xr, f.nw, k0, 4 * i, ss);
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
