@@ -68,6 +68,27 @@ static int argmax(const float *x, int64_t n) {
     return (int)b;
 }
 
+/* One run from an empty cache: D untimed tokens of depth, then ppN (N
+ * tokens in one batch) or tgN (one untimed token, then N decode steps).
+ * *dt: seconds of the timed part. */
+static mlxn_status time_run(mlxn_runner *r, const int32_t *ids, int64_t vocab, int D, int pp, int N, double *dt) {
+    mlxn_runner_reset(r);
+    const float *lg = NULL;
+    if (D > 0) MLXN_TRY(mlxn_runner_eval(r, ids, D, &lg));
+    double t0;
+    if (pp) {
+        t0 = mlxn_time_now();
+        MLXN_TRY(mlxn_runner_eval(r, ids + D, N, &lg));
+    } else {
+        MLXN_TRY(mlxn_runner_eval(r, ids + D, 1, &lg));
+        int32_t next = argmax(lg, vocab);
+        t0 = mlxn_time_now();
+        for (int k = 0; k < N; k++) MLXN_TRY(mlxn_runner_step_argmax(r, next, &next));
+    }
+    *dt = mlxn_time_now() - t0;
+    return MLXN_OK;
+}
+
 int mlxn_cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = "auto";
     int threads = 0, reps = 5, verbose = 0, kv_f32 = 0, use_graph = -1;
@@ -139,45 +160,29 @@ int mlxn_cmd_bench(int argc, char **argv) {
     printf("| model | size | params | backend | threads | test | t/s |\n");
     printf("| ----- | ---: | -----: | ------- | ------: | ---: | --: |\n");
     int rc = 0;
-    for (int di = 0; di < n_depth && rc == 0; di++)
-    for (int phase = 0; phase < 2 && rc == 0; phase++) {
+    for (int di = 0; di < n_depth && rc == 0; di++) {
         const int D = depth[di];
-        int n_tests = phase == 0 ? n_pp : n_tg;
-        for (int ti = 0; ti < n_tests && rc == 0; ti++) {
-            int N = phase == 0 ? pp[ti] : tg[ti];
+        for (int t = 0; t < n_pp + n_tg && rc == 0; t++) {
+            const int is_pp = t < n_pp, N = is_pp ? pp[t] : tg[t - n_pp];
             if (N <= 0) continue;
-            for (int rep = -1; rep < reps && rc == 0; rep++) { /* rep -1: warm-up */
-                mlxn_runner_reset(r);
-                const float *lg = NULL;
-                double t0 = 0, dt = 0;
-                mlxn_status st = D > 0 ? mlxn_runner_eval(r, ids, D, &lg) : MLXN_OK; /* the depth: not timed */
-                if (st == MLXN_OK && phase == 0) {
-                    t0 = mlxn_time_now();
-                    st = mlxn_runner_eval(r, ids + D, N, &lg);
-                    dt = mlxn_time_now() - t0;
-                } else if (st == MLXN_OK) {
-                    st = mlxn_runner_eval(r, ids + D, 1, &lg); /* first token: not timed */
-                    int32_t next = st == MLXN_OK ? argmax(lg, c->vocab) : 0;
-                    t0 = mlxn_time_now();
-                    for (int k = 0; k < N && st == MLXN_OK; k++) st = mlxn_runner_step_argmax(r, next, &next);
-                    dt = mlxn_time_now() - t0;
-                }
-                if (st != MLXN_OK) {
-                    fprintf(stderr, "error: %s%d failed: %s\n", phase == 0 ? "pp" : "tg", N, mlxn_last_error());
+            char test[48];
+            if (D > 0) snprintf(test, sizeof test, "%s%d @ d%d", is_pp ? "pp" : "tg", N, D);
+            else snprintf(test, sizeof test, "%s%d", is_pp ? "pp" : "tg", N);
+            for (int rep = -1; rep < reps; rep++) { /* rep -1: warm-up */
+                double dt = 0;
+                if (time_run(r, ids, c->vocab, D, is_pp, N, &dt) != MLXN_OK) {
+                    fprintf(stderr, "error: %s failed: %s\n", test, mlxn_last_error());
                     rc = 1;
                     break;
                 }
                 if (rep >= 0) tps[rep] = N / dt;
                 if (verbose)
-                    fprintf(stderr, "  %s%d rep %d%s: %.3f s, %.2f tok/s\n", phase == 0 ? "pp" : "tg", N, rep,
-                            rep < 0 ? " (warm-up)" : "", dt, N / dt);
+                    fprintf(stderr, "  %s rep %d%s: %.3f s, %.2f tok/s\n", test, rep, rep < 0 ? " (warm-up)" : "", dt,
+                            N / dt);
             }
             if (rc) break;
             double mean, sd;
             mean_std(tps, reps, &mean, &sd);
-            char test[48];
-            if (D > 0) snprintf(test, sizeof test, "%s%d @ d%d", phase == 0 ? "pp" : "tg", N, D);
-            else snprintf(test, sizeof test, "%s%d", phase == 0 ? "pp" : "tg", N);
             char thr[16];
             if (threads > 0) snprintf(thr, sizeof thr, "%d", threads);
             else snprintf(thr, sizeof thr, "auto");
