@@ -74,19 +74,19 @@ static int argmax(const float *x, int64_t n) {
 static mlxn_status time_run(mlxn_runner *r, const int32_t *ids, int64_t vocab, int D, int pp, int N, double *dt) {
     mlxn_runner_reset(r);
     const float *lg = NULL;
-    if (D > 0) MLXN_TRY(mlxn_runner_eval(r, ids, D, &lg));
-    double t0;
-    if (pp) {
+    mlxn_status st = D > 0 ? mlxn_runner_eval(r, ids, D, &lg) : MLXN_OK;
+    double t0 = 0;
+    if (st == MLXN_OK && pp) {
         t0 = mlxn_time_now();
-        MLXN_TRY(mlxn_runner_eval(r, ids + D, N, &lg));
-    } else {
-        MLXN_TRY(mlxn_runner_eval(r, ids + D, 1, &lg));
-        int32_t next = argmax(lg, vocab);
+        st = mlxn_runner_eval(r, ids + D, N, &lg);
+    } else if (st == MLXN_OK) {
+        st = mlxn_runner_eval(r, ids + D, 1, &lg);
+        int32_t next = st == MLXN_OK ? argmax(lg, vocab) : 0;
         t0 = mlxn_time_now();
-        for (int k = 0; k < N; k++) MLXN_TRY(mlxn_runner_step_argmax(r, next, &next));
+        for (int k = 0; k < N && st == MLXN_OK; k++) st = mlxn_runner_step_argmax(r, next, &next);
     }
     *dt = mlxn_time_now() - t0;
-    return MLXN_OK;
+    return st;
 }
 
 int mlxn_cmd_bench(int argc, char **argv) {
