@@ -70,6 +70,7 @@ struct mlxn_forward_state {
     fwd_views one, last;                    /* cached views for n = 1 and the last n > 1 */
     fused_views fu;
     mlxn_buffer *qkv_store, *gu_store;      /* storage of the fused views */
+    mlxn_buffer *step_ids;                  /* i32 [1] the one-row embedding reads, or NULL: one.ids */
 };
 
 static void fused_release(fused_views *f) {
@@ -225,6 +226,7 @@ void mlxn_forward_state_free(mlxn_forward_state *st) {
     fused_release(&st->fu);
     mlxn_buffer_release(st->qkv_store);
     mlxn_buffer_release(st->gu_store);
+    mlxn_buffer_release(st->step_ids);
     mlxn_buffer *b[] = { st->ids, st->pos, st->x, st->h, st->q, st->k, st->v, st->a, st->o,
                          st->gate, st->up, st->down, st->logits1, st->logits_all };
     for (size_t i = 0; i < sizeof b / sizeof b[0]; i++) mlxn_buffer_release(b[i]);
@@ -234,6 +236,20 @@ void mlxn_forward_state_free(mlxn_forward_state *st) {
 int mlxn_forward_state_max_tokens(const mlxn_forward_state *st) { return st ? st->max_t : 0; }
 mlxn_buffer *mlxn_forward_state_ids(mlxn_forward_state *st) { return st->one.ids; }
 mlxn_buffer *mlxn_forward_state_positions(mlxn_forward_state *st) { return st->one.pos; }
+
+mlxn_status mlxn_forward_state_set_step_ids(mlxn_forward_state *st, mlxn_buffer *ids) {
+    if (!st) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "forward_state_set_step_ids: NULL state");
+    mlxn_buffer *v = NULL;
+    if (ids) {
+        if (mlxn_buffer_dtype(ids) != MLXN_I32 || mlxn_buffer_numel(ids) != 1)
+            return mlxn_set_error(MLXN_ERR_SHAPE, "forward_state_set_step_ids: ids must be one i32");
+        int64_t one = 1;
+        MLXN_TRY(mlxn_buffer_view(ids, 0, MLXN_I32, 1, &one, &v));
+    }
+    mlxn_buffer_release(st->step_ids);
+    st->step_ids = v;
+    return MLXN_OK;
+}
 
 static mlxn_status get_views(mlxn_forward_state *st, int n, int all_logits, fwd_views **out) {
     fwd_views *v = n == 1 ? &st->one : &st->last;
@@ -288,7 +304,7 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
     ap.scale = 1.0f / sqrtf((float)c->head_dim);
     ap.causal = 1;
 
-    MLXN_TRY(mlxn_embedding(s, m->tok_embd, v->ids, v->x));                 // x [n, d]
+    MLXN_TRY(mlxn_embedding(s, m->tok_embd, n == 1 && st->step_ids ? st->step_ids : v->ids, v->x)); // x [n, d]
     const fused_views *f = &st->fu;
     const int one = n == 1;
     /* pend: a branch output not yet added to x (the separate-op path adds it

@@ -133,6 +133,11 @@ int mlxn_forward_state_max_tokens(const mlxn_forward_state *st);
 /* Device buffers the decode step reads (T = 1): ids i32 [1], positions i32 [1]. */
 mlxn_buffer *mlxn_forward_state_ids(mlxn_forward_state *st);
 mlxn_buffer *mlxn_forward_state_positions(mlxn_forward_state *st);
+/* While set, a one-row forward pass's embedding reads its id from ids (i32
+ * [1], e.g. a view of mapped host memory: the decode graph records this)
+ * instead of the state's ids buffer; NULL restores that. The state keeps a
+ * view of it. */
+mlxn_status mlxn_forward_state_set_step_ids(mlxn_forward_state *st, mlxn_buffer *ids);
 
 /* Enqueue the forward pass for n tokens (n <= max_tokens) whose ids and
  * positions are already in the state's ids/positions buffers (views of the
