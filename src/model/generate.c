@@ -174,10 +174,14 @@ static mlxn_status graph_step(mlxn_runner *r, int32_t id) {
         mlxn_status st = MLXN_OK;
         /* mapped words: the embedding reads the id and the argmax lands
          * straight in them; the position is copied in (every layer reads it) */
-        if (!r->upload_io) st = mlxn_forward_state_set_step_ids(r->fs, r->io_v[0]);
+        const char *ed = getenv("MLXN_STEP_DIRECT"); /* EXPERIMENT: 0 = copy id and argmax (session 5) */
+        const int direct = !r->upload_io && !(ed && ed[0] == '0');
+        if (direct) st = mlxn_forward_state_set_step_ids(r->fs, r->io_v[0]);
+        else if (!r->upload_io) st = mlxn_copy(r->s, r->io_v[0], r->in_v[0]);
         if (st == MLXN_OK && !r->upload_io) st = mlxn_copy(r->s, r->io_v[1], r->in_v[1]);
         if (st == MLXN_OK) st = mlxn_forward_enqueue(r->m, r->fs, r->kv, r->s, 1, 0, &r->graph_logits);
-        if (st == MLXN_OK) st = mlxn_argmax(r->s, r->graph_logits, r->upload_io ? r->argmax_idx : r->io_v[2]);
+        if (st == MLXN_OK) st = mlxn_argmax(r->s, r->graph_logits, direct ? r->io_v[2] : r->argmax_idx);
+        if (st == MLXN_OK && !r->upload_io && !direct) st = mlxn_copy(r->s, r->argmax_idx, r->io_v[2]);
         mlxn_status st3 = mlxn_forward_state_set_step_ids(r->fs, NULL);
         if (st == MLXN_OK) st = st3;
         mlxn_graph *g = NULL;

@@ -37,7 +37,7 @@ typedef struct {
 typedef struct {
     CUdeviceptr q, k, v, pos, out, part, part_ml, counters, err;
     long long C, kv_len;
-    int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
+    int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full, pipe;
     float scale, softcap;
 } attn_dec_args;
 
@@ -146,6 +146,8 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
      * multiples of 8 elements of 16-byte aligned rows */
     size_t esz = mlxn_dtype_size(kc->dtype);
     a.full = D % 8 == 0 && a.k % 16 == 0 && a.v % 16 == 0 && ((size_t)D * esz) % 16 == 0;
+    const char *ep = getenv("MLXN_CUDA_ATTN_PIPE"); /* EXPERIMENT: 0 = no next-batch prefetch */
+    a.pipe = !(ep && ep[0] == '0');
     a.scale = p->scale;
     a.softcap = p->softcap;
     attn_dec_rope r = rope ? *rope : (attn_dec_rope){0};

@@ -45,6 +45,7 @@ struct DecArgs {
     i64 C;
     i64 kv_len;
     int T, Hq, Hkv, D, G_total, nsplit, chunk, causal, window, ring, full;
+    int pipe;            // 1: the key loop loads its next batch while it scores the current one (PIPE kernels)
     float scale, softcap;
 };
 
@@ -282,8 +283,8 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
         }
     }
     const i64 hoff = (i64)kvh * a.C;
-    for (i64 b0 = c0 + warp * KPW; b0 <= c1; b0 += KPB) {
-        u32 kr[U][NWD], vr[U][NWD];
+    // K/V rows of the U warp steps of the batch at b0 (zeros past c1)
+    auto load_batch = [&](i64 b0, u32 (&kr)[U][NWD], u32 (&vr)[U][NWD]) {
 #pragma unroll
         for (int u = 0; u < U; u++) {
             const i64 kp = b0 + u * KPS + kk;
@@ -297,6 +298,21 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
 #pragma unroll
                 for (int i = 0; i < NWD; i++) kr[u][i] = vr[u][i] = 0u;
             }
+        }
+    };
+    // PIPE (small G·DMAX, where the registers allow): the next batch's
+    // loads go out before the current batch is scored, so a chunk of several
+    // batches costs about one dependent K/V read
+    constexpr bool PIPE = G * DMAX <= 128;
+    const bool pipe = PIPE && a.pipe;
+    u32 kr[U][NWD], vr[U][NWD];
+    if (pipe && c0 + warp * KPW <= c1) load_batch(c0 + warp * KPW, kr, vr);
+    for (i64 b0 = c0 + warp * KPW; b0 <= c1; b0 += KPB) {
+        u32 kn[PIPE ? U : 1][NWD], vn[PIPE ? U : 1][NWD];
+        if (pipe) {
+            if (b0 + KPB <= c1) load_batch(b0 + KPB, (u32(&)[U][NWD])kn, (u32(&)[U][NWD])vn);
+        } else {
+            load_batch(b0, kr, vr);
         }
         // scores (log2 domain), summed over the LPK lanes of each key
         float s[U][G];
@@ -358,6 +374,15 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
 #pragma unroll
                 for (int g = 0; g < G; g++) acc[g][e] = fmaf(s[u][g], vf, acc[g][e]);
             }
+        }
+        if (pipe) {
+#pragma unroll
+            for (int u = 0; u < (PIPE ? U : 0); u++)
+#pragma unroll
+                for (int i = 0; i < NWD; i++) {
+                    kr[u][i] = kn[u][i];
+                    vr[u][i] = vn[u][i];
+                }
         }
     }
 
