@@ -255,6 +255,22 @@ static void test_softmax_argmax_topk(void) {
     pb idx = pb_f(MLXN_I32, 1, &M, NULL);
     BOTH(mlxn_argmax(s, X(x), X(idx)));
     cmp_bytes("argmax", idx);
+    { /* vocabulary-sized rows, 16-byte aligned (the vector path): a tie
+       * across float4 lanes and loads, a NaN row start, an all-NaN row */
+        int64_t vs[2] = {3, 49152}, M3 = 3;
+        float *w = malloc(3 * 49152 * 4);
+        t_fill(&g_rng, w, 3 * 49152, -4, 4);
+        w[49151] = w[7 * 1024 * 4 + 2] = 9.0f;
+        w[49152] = NAN;
+        w[49152 + 40000] = 8.0f;
+        for (int j = 0; j < 49152; j++) w[2 * 49152 + j] = NAN;
+        pb xv = pb_f(MLXN_F32, 2, vs, w), iv = pb_f(MLXN_I32, 1, &M3, NULL);
+        BOTH(mlxn_argmax(s, X(xv), X(iv)));
+        cmp_bytes("argmax [3, 49152]", iv);
+        pb_free(xv);
+        pb_free(iv);
+        free(w);
+    }
     const int ks[3] = {1, 7, 3001};
     for (int i = 0; i < 3; i++) {
         int64_t ksh[2] = {6, ks[i]};
