@@ -534,9 +534,11 @@ static void test_matmul_fused(void) {
                     const int64_t M = mi ? 3 : 1, N = mode & 2 ? R / 2 : R;
                     const int alias = (mode & 4) && mi == 0; /* residual is y (the decode step's x += ...) */
                     /* variants: 0 defaults; 1 env MLXN_CUDA_FUSE=0; 2 norm folded in at any K;
-                     * 3 warp row groups (by default only many short rows, e.g. a small model's lm_head) */
-                    for (int var = 0; var < 4; var++) {
-                        if ((var == 1 && (mode != 7 || mi)) || (var == 2 && (!(mode & 1) || mi)) || (var == 3 && mi))
+                     * 3 warp row groups of 8 rows (by default only many short rows, e.g. a small model's
+                     * lm_head); 4, 5 warp row groups of 4 and 2 rows */
+                    static const char *const shape_env[6] = {NULL, NULL, NULL, NULL, "w4", "w2"};
+                    for (int var = 0; var < 6; var++) {
+                        if ((var == 1 && (mode != 7 || mi)) || (var == 2 && (!(mode & 1) || mi)) || (var >= 3 && mi))
                             continue;
                         int64_t xs[2] = {M, K}, ys[2] = {M, N}, rs[2] = {M, R}, ks = K;
                         pb x = pb_rand(MLXN_F32, 2, xs, -1, 1), nw = pb_rand(MLXN_F32, 1, &ks, 0.5f, 1.5f);
@@ -545,6 +547,7 @@ static void test_matmul_fused(void) {
                         if (var == 1) setenv("MLXN_CUDA_FUSE", "0", 1);
                         if (var == 2) setenv("MLXN_CUDA_NORM_FUSE_MAX_K", "12288", 1);
                         if (var == 3) setenv("MLXN_CUDA_MV_NARROW_MAX", "100000", 1); /* warp row groups at any size */
+                        if (shape_env[var]) setenv("MLXN_CUDA_MV_SHAPE", shape_env[var], 1);
                         for (int side_ = 0; side_ < 2; side_++) {
                             mlxn_session *s = NULL;
                             CHECK_OK(mlxn_session_begin(side_ ? g_ref : g_cuda, &s));
@@ -559,11 +562,13 @@ static void test_matmul_fused(void) {
                         unsetenv("MLXN_CUDA_FUSE");
                         unsetenv("MLXN_CUDA_NORM_FUSE_MAX_K");
                         unsetenv("MLXN_CUDA_MV_NARROW_MAX");
+                        unsetenv("MLXN_CUDA_MV_SHAPE");
                         char w[160];
                         snprintf(w, sizeof w, "matmul_fused %s R=%lld K=%lld M=%lld%s%s%s%s%s", sp->name, (long long)R,
                                  (long long)K, (long long)M, mode & 1 ? " norm" : "", mode & 2 ? " swiglu" : "",
                                  mode & 4 ? " residual" : "", alias ? " (in place)" : "",
-                                 var == 1 ? " FUSE=0" : var == 2 ? " NORM_FUSE_MAX_K=12288" : var == 3 ? " warp row groups" : "");
+                                 var == 1 ? " FUSE=0" : var == 2 ? " NORM_FUSE_MAX_K=12288" : var == 3 ? " warp row groups"
+                                 : var == 4 ? " MV_SHAPE=w4" : var == 5 ? " MV_SHAPE=w2" : "");
                         cmp_f(w, y, 1e-9);
                         pb_free(x);
                         pb_free(nw);

@@ -278,14 +278,17 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     return MLXN_OK;
 }
 
-/* The fused kernels of a b1 format, or NULL: [0] x, [1] x and the norm
- * weight (the norm prologue), both through L1 (matvec.cu NAME_b1f,
- * NAME_b1fn: a block per 8 rows); [2], [3] the same with a warp per 8 rows
- * (NAME_w1f, NAME_w1fn). */
+/* The fused kernels of a b1 format, or NULL: pairs of [x, x and the norm
+ * weight (the norm prologue)], both read through L1, per row-group shape
+ * (matvec.cu): FUSED_BLOCK8 a block per 8 rows (NAME_b1f, NAME_b1fn), then a
+ * warp per 8, 4 or 2 rows (NAME_w8f(n), NAME_w4f(n), NAME_w2f(n)). */
+enum { FUSED_BLOCK8, FUSED_WARP8, FUSED_WARP4, FUSED_WARP2, FUSED_SHAPES };
+static const int fused_rows_per_block[FUSED_SHAPES] = {8, 32, 16, 8};
 static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
-#define FN4(P) {P "_b1f", P "_b1fn", P "_w1f", P "_w1fn"}
-    static const char *const k[5][4] = {FN4("mv_mlx4"), FN4("mv_mlx8"), FN4("mv_q4_0"), FN4("mv_q4_1"), FN4("mv_q8_0")};
-#undef FN4
+#define FN(P) {P "_b1f", P "_b1fn", P "_w8f", P "_w8fn", P "_w4f", P "_w4fn", P "_w2f", P "_w2fn"}
+    static const char *const k[5][2 * FUSED_SHAPES] = {FN("mv_mlx4"), FN("mv_mlx8"), FN("mv_q4_0"), FN("mv_q4_1"),
+                                                        FN("mv_q8_0")};
+#undef FN
     const mlxn_weight_desc *d = &w->desc;
     if (!mv_wide8(d) || !mv_set(w, data)) return NULL; /* mv_set: the b1 kernels' alignment rules */
     if (d->format == MLXN_WEIGHT_MLX_AFFINE) {
@@ -295,17 +298,34 @@ static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
     return k[d->gguf_type == MLXN_GGUF_Q4_0 ? 2 : d->gguf_type == MLXN_GGUF_Q4_1 ? 3 : 4];
 }
 
+/* A shape from env `name` ("b8", "w8", "w4", "w2"), or `dflt`. */
+static int fused_shape_env(const char *name, int dflt) {
+    static const char *const tag[FUSED_SHAPES] = {"b8", "w8", "w4", "w2"};
+    const char *e = getenv(name);
+    for (int i = 0; e && i < FUSED_SHAPES; i++)
+        if (!strcmp(e, tag[i])) return i;
+    return dflt;
+}
+
 /* Rows of at most this many load units (16-byte chunks for MLX, 32-value
  * blocks for GGUF) take the warp-per-8-rows fused kernels when there are at
  * least MV_NARROW_MIN_ROWS of them: a block-wide group would leave most of
  * its 128 threads without a unit, but with few rows the 4x fewer blocks
  * leave SMs idle (H100, 135M decode with every short-row matmul narrow:
  * 1,300 vs 1,491 tok/s). Env MLXN_CUDA_MV_NARROW_MAX overrides the unit
- * limit (0: always block-wide). */
+ * limit (0: always block-wide). Env MLXN_CUDA_MV_SHAPE / _NARROW_SHAPE
+ * choose the other and the narrow matmuls' shape (b8, w8, w4, w2). */
 #define MV_NARROW_MIN_ROWS 16384
 static int64_t narrow_max_units(void) {
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
     return e && *e ? atoll(e) : 48;
+}
+static int fused_shape(const mlxn_weight_desc *d) {
+    const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
+    const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
+    const int narrow = units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
+    return narrow ? fused_shape_env("MLXN_CUDA_MV_NARROW_SHAPE", FUSED_WARP8)
+                  : fused_shape_env("MLXN_CUDA_MV_SHAPE", FUSED_BLOCK8);
 }
 
 /* Largest K for the norm prologue. Every block reads all of x and the norm
@@ -338,22 +358,20 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
 }
 
 /* Launches a fused one-row kernel: x [1, K] -> y with the norm / residual /
- * swiglu of f; 8 rows (4 gate + 4 up for swiglu) per block or per warp. */
+ * swiglu of f, in the row-group shape fused_shape() picks (swiglu: half the
+ * rows of a block are gate rows, half the matching up rows). */
 static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const char *const *names,
                                 CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
     const mlxn_weight_desc *d = &w->desc;
-    const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
-    const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
-    const int narrow = units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
+    const int shape = fused_shape(d);
+    const int64_t rb = fused_rows_per_block[shape];
     wparams_mv p = wparams_of(w, data);
     int Mi = 1;
     long long Nl = d->rows;
-    const int64_t groups = (f->mode & MVF_SWIGLU) ? (Nl / 2 + 3) / 4 : (Nl + 7) / 8;
-    const int64_t gx = narrow ? (groups + 3) / 4 : groups;
+    const int64_t gx = (f->mode & MVF_SWIGLU) ? (Nl / 2 + rb / 2 - 1) / (rb / 2) : (Nl + rb - 1) / rb;
     mvf_params fp = *f;
     void *args[] = {&p, &x, &y, &Mi, &Nl, &fp};
-    return mlxn_cuda_launch(s, "matvec.cu", names[(narrow ? 2 : 0) + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128, 0,
-                            args);
+    return mlxn_cuda_launch(s, "matvec.cu", names[2 * shape + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128, 0, args);
 }
 
 mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
