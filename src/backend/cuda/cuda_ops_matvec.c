@@ -133,7 +133,7 @@ static const char *const *mv_set(const mlxn_weight *w, CUdeviceptr data) {
         switch (d->gguf_type) {
         case MLXN_GGUF_Q4_0: return data % 2 ? NULL : k_q40;
         case MLXN_GGUF_Q4_1: return (data % 4 || w->row_bytes % 4 || !q41_fast_enabled()) ? NULL : k_q41;
-        case MLXN_GGUF_Q8_0: return data % 2 ? NULL : k_q80;
+        case MLXN_GGUF_Q8_0: return (data % 4 || w->row_bytes % 4) ? NULL : k_q80; /* K % 64 == 0 */
         case MLXN_GGUF_Q4_K: return data % 16 ? NULL : k_q4k;
         case MLXN_GGUF_Q6_K: return data % 2 ? NULL : k_q6k;
         default: return NULL;
@@ -313,19 +313,30 @@ static int fused_shape_env(const char *name, int dflt) {
  * its 128 threads without a unit, but with few rows the 4x fewer blocks
  * leave SMs idle (H100, 135M decode with every short-row matmul narrow:
  * 1,300 vs 1,491 tok/s). Env MLXN_CUDA_MV_NARROW_MAX overrides the unit
- * limit (0: always block-wide). Env MLXN_CUDA_MV_SHAPE / _NARROW_SHAPE
- * choose the other and the narrow matmuls' shape (b8, w8, w4, w2). */
+ * limit (0: always block-wide). Env MLXN_CUDA_MV_SHAPE, _NORM_SHAPE and
+ * _NARROW_SHAPE override the shape (b8, w8, w4, w2) of the other matmuls
+ * without and with the norm prologue and of the narrow ones. */
 #define MV_NARROW_MIN_ROWS 16384
+/* Rows of at most this many load units take the warp-per-2-rows kernels when
+ * no norm is folded in: each lane then decodes 2 rows instead of 8 and the
+ * reduction is shuffles only. H100 tg128, the o and down matmuls of the
+ * 135M shape (18 and 48 units): random MLX 4-bit 1,913 / 1,919 vs 1,850 /
+ * 1,848 tok/s, real SmolLM2 Q4_1 1,990 / 1,996 vs 1,993 / 1,985; for longer
+ * rows they lose (1B 827 vs 1,413). With the norm prologue every warp reads
+ * all of x and the norm weight, and 2 or 4 rows a warp measured no better
+ * (random 135M 1,845 vs 1,850 with 4; real 1,899 vs 1,990). */
+#define MV_SHORT_UNITS 48
 static int64_t narrow_max_units(void) {
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
     return e && *e ? atoll(e) : 48;
 }
-static int fused_shape(const mlxn_weight_desc *d) {
+static int fused_shape(const mlxn_weight_desc *d, int norm) {
     const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
     const int narrow = units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
-    return narrow ? fused_shape_env("MLXN_CUDA_MV_NARROW_SHAPE", FUSED_WARP8)
-                  : fused_shape_env("MLXN_CUDA_MV_SHAPE", FUSED_BLOCK8);
+    if (narrow) return fused_shape_env("MLXN_CUDA_MV_NARROW_SHAPE", FUSED_WARP8);
+    if (norm) return fused_shape_env("MLXN_CUDA_MV_NORM_SHAPE", FUSED_BLOCK8);
+    return fused_shape_env("MLXN_CUDA_MV_SHAPE", units <= MV_SHORT_UNITS ? FUSED_WARP2 : FUSED_BLOCK8);
 }
 
 /* Largest K for the norm prologue. Every block reads all of x and the norm
@@ -363,7 +374,7 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
 static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const char *const *names,
                                 CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
     const mlxn_weight_desc *d = &w->desc;
-    const int shape = fused_shape(d);
+    const int shape = fused_shape(d, norm);
     const int64_t rb = fused_rows_per_block[shape];
     wparams_mv p = wparams_of(w, data);
     int Mi = 1;

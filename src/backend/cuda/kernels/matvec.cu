@@ -415,7 +415,8 @@ __device__ void mv_dense_body(const WP &w, const float *x, float *y, int M, i64 
 // ---------------------------------------------------------------- GGUF Q4_0 / Q4_1 / Q8_0 (lane per 32-value block)
 // Q4_1 block (20 bytes): f16 d, f16 m, 16 nibble bytes (low nibbles = values
 // 0..15, high = 16..31); y = d*q + m, so Σ x*y = d*Σ x*q + m*Σ x.
-// Needs: data 2-byte aligned (Q4_1: 4-byte aligned), x aligned with K % 4 == 0.
+// Needs: data 2-byte aligned (Q4_1, Q8_0: data and row bytes 4-byte aligned), x
+// aligned with K % 4 == 0.
 // Read-only weight loads as volatile asm (issued in program order, so the
 // EW kernels' loads go out before their PDL_WAIT).
 __device__ __forceinline__ u32 ldw_u16(const void *p) {
@@ -431,6 +432,15 @@ __device__ __forceinline__ u32 ldw_u32(const void *p) {
 __device__ __forceinline__ u32 ld_u32_2a(const u8 *p) { // 2-byte aligned u32
     return ldw_u16(p) | (ldw_u16(p + 2) << 16);
 }
+
+// Q8_0 blocks are 34 bytes (f16 d, 32 int8): with rows 4-byte aligned (the
+// launcher checks data and row bytes % 4), a thread loads the 9 aligned
+// words around its block -- 9 word loads instead of 17 halfword loads, the
+// LSU's work. An even block (byte offset % 4 == 0) has d in word 0's low
+// half and its quants 2 bytes into the words (quant word i = bytes 2..3 of
+// word i, 0..1 of word i + 1); an odd one has d in word 0's high half and
+// its quants in words 1..8.
+#define Q8_SEL(odd) ((odd) ? 0x7654u : 0x5432u)
 
 // EW: early weight loads, as in mv_mlx_body.
 // FU: fused kernels, as in mv_mlx_body.
@@ -454,10 +464,11 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     mv_rows<RW>(rows, n0, N, FU && (f.mode & MVF_SWIGLU));
     float ss = 0.0f; // NORM: this thread's Σ x²
     const int UNR = UNR_ ? UNR_ : (NIB ? 4 : 2) / (RW >= 8 ? 2 : 1), NW = NIB ? 4 : 8;
+    const int NWL = TYPE == GG_Q8_0 ? 9 : NW; // words loaded per block and row
 #pragma unroll 1
     for (i64 b0 = lane; b0 < nblk; b0 += NT * UNR) {
         u16 db[UNR][RW], mb[UNR][RW];
-        u32 qwb[UNR][RW][NW];
+        u32 qwb[UNR][RW][NWL];
 #pragma unroll
         for (int u = 0; u < UNR; u++)
 #pragma unroll
@@ -470,6 +481,10 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
                         mb[u][r] = (u16)(dm >> 16);
 #pragma unroll
                         for (int i = 0; i < NW; i++) qwb[u][r][i] = ldw_u32(bp + QO + 4 * i);
+                    } else if (TYPE == GG_Q8_0) { // the 9 aligned words around the block; q8_words decodes
+                        const u8 *ap = (const u8 *)((size_t)bp & ~(size_t)3);
+#pragma unroll
+                        for (int i = 0; i < NWL; i++) qwb[u][r][i] = ldw_u32(ap + 4 * i);
                     } else {
                         db[u][r] = (u16)ldw_u16(bp);
                         mb[u][r] = (u16)0;
@@ -486,6 +501,11 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
         u32 qw[RW][NW];
 #pragma unroll
         for (int r = 0; r < RW; r++) {
+            if (TYPE == GG_Q8_0) { // quant words are taken from qwb at use
+                dsc[r] = h2f((u16)((b & 1) ? qwb[u][r][0] >> 16 : qwb[u][r][0] & 0xffffu));
+                msc[r] = 0.0f;
+                continue;
+            }
             dsc[r] = h2f(db[u][r]);
             msc[r] = TYPE == GG_Q4_1 ? h2f(mb[u][r]) : 0.0f;
 #pragma unroll
@@ -534,7 +554,10 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
                     sx += (xa.x + xa.y) + (xa.z + xa.w);
 #pragma unroll
                     for (int r = 0; r < RW; r++) {
-                        u32 u = qw[r][i] ^ 0x80808080u; // signed -> q + 128
+                        const u32 qwi = TYPE == GG_Q8_0 ? __byte_perm(qwb[u][r][i], qwb[u][r][i + 1 < NWL ? i + 1 : i],
+                                                                     Q8_SEL(b & 1))
+                                                        : qw[r][i];
+                        u32 u = qwi ^ 0x80808080u; // signed -> q + 128
                         float d = dot[r];
                         d = fmaf(xa.x, bytef(u, 0), d);
                         d = fmaf(xa.y, bytef(u, 1), d);
