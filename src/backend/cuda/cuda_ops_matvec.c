@@ -48,6 +48,7 @@ static wparams_mv wparams_of(const mlxn_weight *w, CUdeviceptr data) {
  * for every row. */
 #define MV_ROWS_WARP 8
 #define MV_ROWS_WIDE 4
+#define MV_TILE_ROWS 32 /* matvec.cu's staged tiles */
 
 /* The Q4_1 fast kernel is on unless MLXN_CUDA_NO_Q4_1_MV is set (not "0"),
  * which sends Q4_1 back to the generic kernel. */
@@ -279,15 +280,18 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
 }
 
 /* The fused kernels of a b1 format, or NULL: pairs of [x, x and the norm
- * weight (the norm prologue)], both read through L1, per row-group shape
- * (matvec.cu): FUSED_BLOCK8 a block per 8 rows (NAME_b1f, NAME_b1fn), then a
- * warp per 8, 4 or 2 rows (NAME_w8f(n), NAME_w4f(n), NAME_w2f(n)). */
-enum { FUSED_BLOCK8, FUSED_WARP8, FUSED_WARP4, FUSED_WARP2, FUSED_SHAPES };
-static const int fused_rows_per_block[FUSED_SHAPES] = {8, 32, 16, 8};
+ * weight (the norm prologue)] per row-group shape (matvec.cu): FUSED_BLOCK8
+ * a block per 8 rows (NAME_b1f, NAME_b1fn), then a warp per 8, 4 or 2 rows
+ * (NAME_w8f(n), NAME_w4f(n), NAME_w2f(n)), all reading x through L1, and
+ * for Q8_0 only, FUSED_TILE32: tiles of 32 rows staged in shared memory
+ * (NAME_t32f(n); NULL for the other formats). */
+enum { FUSED_BLOCK8, FUSED_WARP8, FUSED_WARP4, FUSED_WARP2, FUSED_TILE32, FUSED_SHAPES };
+static const int fused_rows_per_block[FUSED_SHAPES] = {8, 32, 16, 8, MV_TILE_ROWS};
 static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
-#define FN(P) {P "_b1f", P "_b1fn", P "_w8f", P "_w8fn", P "_w4f", P "_w4fn", P "_w2f", P "_w2fn"}
-    static const char *const k[5][2 * FUSED_SHAPES] = {FN("mv_mlx4"), FN("mv_mlx8"), FN("mv_q4_0"), FN("mv_q4_1"),
-                                                        FN("mv_q8_0")};
+#define FN(P, ...) {P "_b1f", P "_b1fn", P "_w8f", P "_w8fn", P "_w4f", P "_w4fn", P "_w2f", P "_w2fn", __VA_ARGS__}
+    static const char *const k[5][2 * FUSED_SHAPES] = {
+        FN("mv_mlx4", NULL, NULL), FN("mv_mlx8", NULL, NULL), FN("mv_q4_0", NULL, NULL), FN("mv_q4_1", NULL, NULL),
+        FN("mv_q8_0", "mv_q8_0_t32f", "mv_q8_0_t32fn")};
 #undef FN
     const mlxn_weight_desc *d = &w->desc;
     if (!mv_wide8(d) || !mv_set(w, data)) return NULL; /* mv_set: the b1 kernels' alignment rules */
@@ -298,9 +302,9 @@ static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
     return k[d->gguf_type == MLXN_GGUF_Q4_0 ? 2 : d->gguf_type == MLXN_GGUF_Q4_1 ? 3 : 4];
 }
 
-/* A shape from env `name` ("b8", "w8", "w4", "w2"), or `dflt`. */
+/* A shape from env `name` ("b8", "w8", "w4", "w2", "t32"), or `dflt`. */
 static int fused_shape_env(const char *name, int dflt) {
-    static const char *const tag[FUSED_SHAPES] = {"b8", "w8", "w4", "w2"};
+    static const char *const tag[FUSED_SHAPES] = {"b8", "w8", "w4", "w2", "t32"};
     const char *e = getenv(name);
     for (int i = 0; e && i < FUSED_SHAPES; i++)
         if (!strcmp(e, tag[i])) return i;
@@ -314,7 +318,7 @@ static int fused_shape_env(const char *name, int dflt) {
  * leave SMs idle (H100, 135M decode with every short-row matmul narrow:
  * 1,300 vs 1,491 tok/s). Env MLXN_CUDA_MV_NARROW_MAX overrides the unit
  * limit (0: always block-wide). Env MLXN_CUDA_MV_SHAPE, _NORM_SHAPE and
- * _NARROW_SHAPE override the shape (b8, w8, w4, w2) of the other matmuls
+ * _NARROW_SHAPE override the shape (b8, w8, w4, w2, t32) of the other matmuls
  * without and with the norm prologue and of the narrow ones. */
 #define MV_NARROW_MIN_ROWS 16384
 /* Rows of at most this many load units take the warp-per-2-rows kernels when
@@ -330,13 +334,26 @@ static int64_t narrow_max_units(void) {
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
     return e && *e ? atoll(e) : 48;
 }
-static int fused_shape(const mlxn_weight_desc *d, int norm) {
+/* Dynamic shared memory of a FUSED_TILE32 launch: staged x, then the tile. */
+static int64_t tile_smem(const mlxn_weight *w) { return w->desc.cols * 4 + MV_TILE_ROWS * w->row_bytes; }
+#define MV_TILE_MAX_SMEM (96 * 1024)
+
+/* The row-group shape of a fused launch (names: fused_names()). Many short
+ * rows (a small model's lm_head) take the staged tiles where the format has
+ * them (Q8_0, 16-byte aligned data, no SwiGLU, the tile within
+ * MV_TILE_MAX_SMEM), else a warp per 8 rows; short rows without a norm a
+ * warp per 2 rows; the rest a block per 8 rows. */
+static int fused_shape(const mlxn_weight *w, CUdeviceptr data, const char *const *names, int norm, int swiglu) {
+    const mlxn_weight_desc *d = &w->desc;
     const int64_t units = d->format == MLXN_WEIGHT_MLX_AFFINE ? d->cols * d->bits / 128 : d->cols / 32;
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");
     const int narrow = units <= narrow_max_units() && (d->rows >= MV_NARROW_MIN_ROWS || (e && *e));
-    if (narrow) return fused_shape_env("MLXN_CUDA_MV_NARROW_SHAPE", FUSED_WARP8);
-    if (norm) return fused_shape_env("MLXN_CUDA_MV_NORM_SHAPE", FUSED_BLOCK8);
-    return fused_shape_env("MLXN_CUDA_MV_SHAPE", units <= MV_SHORT_UNITS ? FUSED_WARP2 : FUSED_BLOCK8);
+    const int tile_ok = names[2 * FUSED_TILE32] && data % 16 == 0 && !swiglu && tile_smem(w) <= MV_TILE_MAX_SMEM;
+    int shape;
+    if (narrow) shape = fused_shape_env("MLXN_CUDA_MV_NARROW_SHAPE", tile_ok ? FUSED_TILE32 : FUSED_WARP8);
+    else if (norm) shape = fused_shape_env("MLXN_CUDA_MV_NORM_SHAPE", FUSED_BLOCK8);
+    else shape = fused_shape_env("MLXN_CUDA_MV_SHAPE", units <= MV_SHORT_UNITS ? FUSED_WARP2 : FUSED_BLOCK8);
+    return shape == FUSED_TILE32 && !tile_ok ? FUSED_WARP8 : shape;
 }
 
 /* Largest K for the norm prologue. Every block reads all of x and the norm
@@ -374,15 +391,16 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
 static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const char *const *names,
                                 CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
     const mlxn_weight_desc *d = &w->desc;
-    const int shape = fused_shape(d, norm);
+    const int shape = fused_shape(w, data, names, norm, (f->mode & MVF_SWIGLU) != 0);
     const int64_t rb = fused_rows_per_block[shape];
+    const unsigned smem = shape == FUSED_TILE32 ? (unsigned)tile_smem(w) : 0;
     wparams_mv p = wparams_of(w, data);
     int Mi = 1;
     long long Nl = d->rows;
     const int64_t gx = (f->mode & MVF_SWIGLU) ? (Nl / 2 + rb / 2 - 1) / (rb / 2) : (Nl + rb - 1) / rb;
     mvf_params fp = *f;
     void *args[] = {&p, &x, &y, &Mi, &Nl, &fp};
-    return mlxn_cuda_launch(s, "matvec.cu", names[2 * shape + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128, 0, args);
+    return mlxn_cuda_launch(s, "matvec.cu", names[2 * shape + (norm ? 1 : 0)], (unsigned)gx, 1, 1, 128, smem, args);
 }
 
 mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {

@@ -577,6 +577,98 @@ __device__ void mv_q8blk_body(const WP &w, const float *x, float *y, int M, i64 
     else mv_store<RW, MT, NT>(acc, y, n0, m0, M, N);
 }
 
+// ---------------------------------------------------------------- staged tiles (many short Q8_0 rows)
+// The lm_head of a small model (49,152 rows of K = 576) in Q8_0: a block
+// copies its tile of MV_TILE_ROWS contiguous rows into shared memory with
+// 16-byte cp.async (coalesced, before the PDL wait: weights never depend on
+// earlier kernels), stages x (times the norm weight, summing x²) once, then
+// each warp decodes 8 rows with a lane per 34-byte block, reading the words
+// from shared memory. Loading a lane's blocks straight from global memory
+// (mv_q8blk_body) spends most of the kernel in the L1 pipe (each word load
+// of a warp spans 612 bytes) and holds the bytes in flight in registers,
+// which caps the SM at 16 warps; here they wait in shared memory.
+// Needs: data 16-byte aligned, row bytes % 4 == 0, K % 32 == 0, x aligned.
+#define MV_TILE_ROWS 32
+__device__ __forceinline__ void cp_async16(void *dst, const void *src, int src_bytes) {
+    const unsigned d = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+// float4 slot j (0..7) of 32-value group c in the staged x: swizzled so that
+// the 8 lanes of a quarter-warp, reading slot j of groups c..c+7, hit
+// distinct banks.
+__device__ __forceinline__ int xs_slot(i64 c, int j) { return (int)(c * 8 + (j ^ (int)(c & 7))); }
+
+template <int NORM>
+__device__ void mv_q8_tile_body(const WP &w, const float *x, float *y, i64 N, const MVF &f) {
+    extern __shared__ __align__(16) u8 mv_smem[];
+    float4 *xs = (float4 *)mv_smem;         // [K / 4] x (· norm weight), swizzled slots
+    u8 *tile = mv_smem + w.K * 4;           // [MV_TILE_ROWS, row_bytes] the block's rows
+    __shared__ float red[MV_THREADS / 32];  // Σ x² per warp
+    const int t = threadIdx.x, lane = t & 31, warp = t >> 5;
+    const i64 r0 = (i64)blockIdx.x * MV_TILE_ROWS;
+    const i64 nrow = N - r0 < MV_TILE_ROWS ? N - r0 : MV_TILE_ROWS;
+    const i64 bytes = nrow * w.row_bytes;   // contiguous from data + r0 · row_bytes (16-byte aligned)
+    const u8 *src = w.data + r0 * w.row_bytes;
+    for (i64 o = (i64)t * 16; o < bytes; o += MV_THREADS * 16)
+        cp_async16(tile + o, src + o, bytes - o < 16 ? (int)(bytes - o) : 16);
+    asm volatile("cp.async.commit_group;" ::: "memory");
+    PDL_WAIT();
+    float ss = 0.0f;
+    for (i64 q = t; q < w.K / 4; q += MV_THREADS) {
+        float4 v = ldx4(x, q * 4);
+        if (NORM) {
+            ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+            const float4 g = ldx4(f.nw, q * 4);
+            v.x *= g.x; v.y *= g.y; v.z *= g.z; v.w *= g.w;
+        }
+        xs[xs_slot(q >> 3, (int)(q & 7))] = v;
+    }
+    if (NORM) {
+        ss = warp_sum(ss);
+        if (lane == 0) red[warp] = ss;
+    }
+    cp_async_wait_all();
+    __syncthreads();
+    float tot = 0.0f; // the row's Σ x², held by lane 0 only (mv_store_fused sums it over the warp)
+    if (NORM && lane == 0)
+#pragma unroll
+        for (int i = 0; i < MV_THREADS / 32; i++) tot += red[i];
+    float acc[8][1];
+#pragma unroll
+    for (int r = 0; r < 8; r++) acc[r][0] = 0.0f;
+    const i64 nblk = w.K / 32;
+    for (i64 b = lane; b < nblk; b += 32) {
+        float4 xv[8];
+        float sx = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            xv[i] = xs[xs_slot(b, i)];
+            sx += (xv[i].x + xv[i].y) + (xv[i].z + xv[i].w);
+        }
+        const u32 sel = Q8_SEL(b & 1); // row bytes % 4 == 0: the parity is the block's
+#pragma unroll
+        for (int r = 0; r < 8; r++) {
+            const u32 *wp = (const u32 *)((size_t)(tile + (i64)(warp * 8 + r) * w.row_bytes + b * 34) & ~(size_t)3);
+            u32 wv[9];
+#pragma unroll
+            for (int i = 0; i < 9; i++) wv[i] = wp[i];
+            const float d = h2f((u16)((b & 1) ? wv[0] >> 16 : wv[0] & 0xffffu));
+            float dot = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) {
+                const u32 u = __byte_perm(wv[i], wv[i + 1], sel) ^ 0x80808080u; // signed -> q + 128
+                dot = fmaf(xv[i].x, bytef(u, 0), dot);
+                dot = fmaf(xv[i].y, bytef(u, 1), dot);
+                dot = fmaf(xv[i].z, bytef(u, 2), dot);
+                dot = fmaf(xv[i].w, bytef(u, 3), dot);
+            }
+            acc[r][0] += d * (dot - 128.0f * sx);
+        }
+    }
+    mv_store_fused<8, 32, NORM>(acc, tot, y, r0 + warp * 8, N, w.K, f);
+}
+
 // ---------------------------------------------------------------- GGUF Q4_K (lane per 64-value chunk)
 // Needs: data 16-byte aligned (144-byte blocks keep that), x aligned with K % 4 == 0.
 template <int MT, int RW, int NT>
@@ -865,6 +957,16 @@ MVXF4(mv_mlx8, mv_mlx_body, 8, 1, 1, 1)
 MVXF4(mv_q4_0, mv_q8blk_body, GG_Q4_0, 1)
 MVXF4(mv_q4_1, mv_q8blk_body, GG_Q4_1, 1)
 MVXF4(mv_q8_0, mv_q8blk_body, GG_Q8_0, 1)
+// NAME_t32f / NAME_t32fn: the staged-tile kernels (rows of a tile are
+// contiguous; dynamic shared memory K·4 + MV_TILE_ROWS·row_bytes).
+#define MVXT(NAME, NORM)                                                                                       \
+    extern "C" __global__ void __launch_bounds__(MV_THREADS, 6) NAME(WP w, const float *x, float *y, int M, i64 N, \
+                                                                       MVF f) {                              \
+        PDL_LAUNCH();                                                                                      \
+        mv_q8_tile_body<NORM>(w, x, y, N, f);                                                              \
+    }
+MVXT(mv_q8_0_t32f, 0)
+MVXT(mv_q8_0_t32fn, 1)
 MV_SET(2)
 MV_SET(4)
 MV_SET(8)
