@@ -13,8 +13,9 @@
  * MLXN_CUDA_MV_VARIANT (M=1 sweep kernels of matvec_tune.cu),
  * MLXN_CUDA_NO_Q4_1_MV=1 (Q4_1 back to the generic kernel). Sets *done = 0
  * when no fast path applies so the caller runs the generic kernel.
- * MLXN_OP_MATMUL_FUSED (one row of x, the b1 formats) launches the fused b1
- * kernels (norm prologue for K <= 1024, residual / SwiGLU epilogue); env
+ * MLXN_OP_MATMUL_FUSED (one row of x, the b1 formats) launches the fused
+ * kernels (norm prologue for K <= 1024, residual / SwiGLU epilogue) in the
+ * row-group shape fused_shape() picks; env
  * MLXN_CUDA_FUSE=0 declines it and every other optional fused op
  * (ROPE_KV_ATTENTION, cuda_ops_attention.c), so the op layer runs the
  * separate ops (A/B runs). */

@@ -9,7 +9,10 @@
 // one byte permute: 7-bit codes as 2 + q/64 (bytef7, folded into the scale
 // algebra), 8-bit ones as 2^23 + q minus 2^23 (bytef). MLX affine uses
 // Σ s·(x·q) + b·Σx per group; GGUF blocks use their own scale/min algebra.
-// Sums are f32. matvec_mma.cu has the tensor-core kernels for 2 <= M <= 64.
+// Sums are f32. The fused one-row kernels (MLXN_OP_MATMUL_FUSED) come in
+// several row-group shapes, and for many short Q8_0 rows (a small model's
+// lm_head) as tiles staged in shared memory. matvec_mma.cu has the
+// tensor-core kernels for 2 <= M <= 64.
 #include "common.cu"
 #include "quant.cu"
 
