@@ -574,7 +574,7 @@ static void test_decode_paths_agree(void) {
     CHECK_OK(mlxn_kv_cache_create(g_dev, m->cfg.n_layers, m->cfg.n_kv_heads, m->cfg.head_dim, 32, MLXN_F32, &kv));
     CHECK_OK(mlxn_forward_state_create(m, 16, &fs));
     CHECK_OK(mlxn_session_begin(g_dev, &s));
-    int32_t greedy_eager[10] = { 0 };
+    int32_t greedy_eager[10] = { 0 }, seq_eager[10] = { 0 };
     if (kv && fs && s) {
         CHECK_OK(mlxn_forward_tokens(m, fs, kv, s, ids, n, 0, 1, all));
         for (int mode = 0; mode < 2; mode++) {
@@ -617,6 +617,26 @@ static void test_decode_paths_agree(void) {
                 CHECK_MSG(ngen == 10 && memcmp(gen, greedy_eager, sizeof greedy_eager) == 0,
                           "graph greedy generation differs from eager");
             free(gen);
+            /* greedy steps fed now their own prediction (graph mode: the step
+             * enqueued ahead is used), now another id (it is dropped and the
+             * position redone), and once a logits step in between */
+            int32_t seq[10] = { 0 }, id = ids[2], nx = 0;
+            mlxn_runner_reset(r);
+            CHECK_OK(mlxn_runner_eval(r, ids, 2, &lg));
+            for (int t = 0; t < 10 && lg; t++) {
+                if (t == 5) {
+                    CHECK_OK(mlxn_runner_step(r, id, &lg));
+                    nx = 0;
+                    for (int64_t i = 1; lg && i < V; i++)
+                        if (lg[i] > lg[nx]) nx = (int32_t)i;
+                } else {
+                    CHECK_OK(mlxn_runner_step_argmax(r, id, &nx));
+                }
+                seq[t] = nx;
+                id = t % 3 == 1 ? ids[3 + t % 9] : nx;
+            }
+            if (mode == 0) memcpy(seq_eager, seq, sizeof seq);
+            else CHECK_MSG(memcmp(seq, seq_eager, sizeof seq) == 0, "graph steps with forced ids differ from eager");
             mlxn_runner_free(r);
         }
     }

@@ -1,15 +1,21 @@
-/* generate.c — the runner (KV cache + forward scratch + session + optional
- * recorded decode graph) and the generation loop (see generate.h). The
- * decode step is recorded once as a graph (CUDA: a CUDA Graph) whose token id
- * and position are read from two device buffers. The graph begins by copying
- * them from a small mapped host buffer (mlxn_buffer_alloc_mapped: the CPU
- * writes the step's id and position there, no DMA copy) and ends by copying
- * its argmax there, so a greedy step is: two stores, one replay, one wait,
- * one load (the two DMA uploads and the download it replaces cost ~20-30 µs
- * per token on an H100, 3% of the 135M's decode step; env MLXN_MAPPED_IO=0
- * brings them back, for A/B). Sampling steps download the logits row. Stop
- * strings are matched on the detokenized text; text that could still become
- * a stop string is held back from the stream. */
+/* generate.c — the runner (KV cache + forward scratch + session + recorded
+ * decode graphs) and the generation loop (see generate.h). On CUDA a decode
+ * step is a recorded graph that reads its token id and position from a small
+ * mapped host buffer (mlxn_buffer_alloc_mapped: the CPU writes them there, no
+ * DMA copy; the two DMA uploads and the download they replaced cost ~20-30 µs
+ * per token on an H100) and writes its argmax there. There are three such
+ * graphs, one per position mod 3: graph j reads id word W_j and position
+ * word P_j and writes its argmax into W_{j+1}, the next graph's id. So a
+ * greedy step can enqueue the following step before the host has read its
+ * own result ("decode ahead"): the host writes P_{j+1}, replays graph j+1
+ * (which takes its id from the device) and then waits for W_{j+1}. The host
+ * round trip between steps (8.7 µs per token, 1.7% of the 135M's step) then
+ * overlaps the GPU's work; a caller that passes another id than the
+ * predicted one makes the runner wait for the speculative step and redo the
+ * position. Env MLXN_DECODE_AHEAD=0 turns it off, MLXN_MAPPED_IO=0 brings
+ * the DMA copies (one graph) back, both for A/B. Sampling steps download the
+ * logits row. Stop strings are matched on the detokenized text; text that
+ * could still become a stop string is held back from the stream. */
 #include "model/generate.h"
 
 #include <stdlib.h>
@@ -19,19 +25,25 @@
 #include "core/internal.h"
 #include "model/kv_cache.h"
 
+#define RING 3 /* decode graphs in the ring (see the top of this file) */
+
 struct mlxn_runner {
     const mlxn_model *m;
     mlxn_runner_opts o;
     mlxn_kv_cache *kv;
     mlxn_forward_state *fs;
     mlxn_session *s;
-    mlxn_graph *graph;        /* recorded decode step (n = 1) + argmax */
+    mlxn_graph *graph;        /* MLXN_MAPPED_IO=0: the decode step (n = 1) + argmax */
+    mlxn_graph *ring[RING];   /* mapped words: graph j for positions = j (mod RING) */
     mlxn_buffer *graph_logits;
-    mlxn_buffer *argmax_idx;  /* i32 [1], written by the graph's argmax */
-    mlxn_buffer *io;          /* mapped i32 [3]: id, position (in), argmax (out) */
-    mlxn_buffer *io_v[3];     /* views of io's three words */
+    mlxn_buffer *argmax_idx;  /* i32 [1], written by the MLXN_MAPPED_IO=0 graph's argmax */
+    mlxn_buffer *io;          /* mapped i32 [2 * RING]: W_j (token id) and P_j (position) of graph j */
+    mlxn_buffer *io_v[2 * RING]; /* views of io's words */
     mlxn_buffer *in_v[2];     /* [1] views of the forward state's ids and positions */
     int upload_io;            /* MLXN_MAPPED_IO=0: upload id/position, download the argmax */
+    int ahead;                /* decode ahead (greedy steps enqueue the next step) */
+    int ahead_pos;            /* position of the enqueued speculative step, or -1 */
+    int32_t ahead_id;         /* the token id it reads (the argmax the host returned last) */
     int use_graph;
     int32_t *tokens;          /* [n_ctx] tokens in the cache */
     int n_tokens;
@@ -64,6 +76,7 @@ mlxn_status mlxn_runner_create(const mlxn_model *m, const mlxn_runner_opts *opts
     r->m = m;
     r->o = o;
     r->use_graph = o.use_graph < 0 ? is_cuda : o.use_graph;
+    r->ahead_pos = -1;
     r->tokens = malloc((size_t)o.n_ctx * sizeof(int32_t));
     r->logits = malloc((size_t)m->cfg.vocab * sizeof(float));
     mlxn_status st = (r->tokens && r->logits) ? MLXN_OK : mlxn_set_error(MLXN_ERR_OUT_OF_MEMORY, "runner_create");
@@ -80,11 +93,21 @@ mlxn_status mlxn_runner_create(const mlxn_model *m, const mlxn_runner_opts *opts
     return MLXN_OK;
 }
 
+/* Waits for a speculative decode step still on the device and forgets it
+ * (its K/V at the next position get overwritten by whatever comes next). */
+mlxn_status mlxn_runner_sync(mlxn_runner *r) {
+    if (!r || r->ahead_pos < 0) return MLXN_OK;
+    r->ahead_pos = -1;
+    return mlxn_session_finish(r->s);
+}
+
 void mlxn_runner_free(mlxn_runner *r) {
     if (!r) return;
+    (void)mlxn_runner_sync(r);
     mlxn_graph_destroy(r->graph);
+    for (int j = 0; j < RING; j++) mlxn_graph_destroy(r->ring[j]);
     mlxn_buffer_release(r->argmax_idx);
-    for (int i = 0; i < 3; i++) mlxn_buffer_release(r->io_v[i]);
+    for (int i = 0; i < 2 * RING; i++) mlxn_buffer_release(r->io_v[i]);
     for (int i = 0; i < 2; i++) mlxn_buffer_release(r->in_v[i]);
     mlxn_buffer_release(r->io);
     mlxn_session_destroy(r->s);
@@ -97,6 +120,7 @@ void mlxn_runner_free(mlxn_runner *r) {
 
 void mlxn_runner_reset(mlxn_runner *r) {
     if (!r) return;
+    (void)mlxn_runner_sync(r); /* a failure surfaces at the session's next use */
     r->n_tokens = 0;
     r->kv->n_past = 0;
 }
@@ -116,6 +140,7 @@ mlxn_status mlxn_runner_eval(mlxn_runner *r, const int32_t *ids, int n, const fl
         return mlxn_set_error(MLXN_ERR_RANGE,
                               "%d tokens after %d already in the context exceed its size of %d tokens", n,
                               r->n_tokens, r->o.n_ctx);
+    MLXN_TRY(mlxn_runner_sync(r));
     r->kv->n_past = r->n_tokens;
     MLXN_TRY(mlxn_forward_tokens(r->m, r->fs, r->kv, r->s, ids, n, r->n_tokens, 0, r->logits));
     memcpy(r->tokens + r->n_tokens, ids, (size_t)n * sizeof(int32_t));
@@ -124,86 +149,168 @@ mlxn_status mlxn_runner_eval(mlxn_runner *r, const int32_t *ids, int n, const fl
     return MLXN_OK;
 }
 
-/* The mapped step words and the views the graph copies between (made once;
- * on failure nothing is kept, so the next step tries again). */
+/* The mapped step words and the views the graphs read (made once; on
+ * failure nothing is kept, so the next step tries again). */
 static mlxn_status make_io(mlxn_runner *r) {
-    int64_t three = 3, one = 1;
-    mlxn_status st = mlxn_buffer_alloc_mapped(r->m->dev, MLXN_I32, 1, &three, &r->io);
-    for (int i = 0; i < 3 && st == MLXN_OK; i++)
+    int64_t nw = 2 * RING, one = 1;
+    mlxn_status st = mlxn_buffer_alloc_mapped(r->m->dev, MLXN_I32, 1, &nw, &r->io);
+    for (int i = 0; i < 2 * RING && st == MLXN_OK; i++)
         st = mlxn_buffer_view(r->io, (size_t)i * 4, MLXN_I32, 1, &one, &r->io_v[i]);
-    if (st == MLXN_OK) st = mlxn_buffer_view(mlxn_forward_state_ids(r->fs), 0, MLXN_I32, 1, &one, &r->in_v[0]);
-    if (st == MLXN_OK) st = mlxn_buffer_view(mlxn_forward_state_positions(r->fs), 0, MLXN_I32, 1, &one, &r->in_v[1]);
     if (st == MLXN_OK && !mlxn_buffer_host_ptr(r->io))
         st = mlxn_set_error(MLXN_ERR_INTERNAL, "decode: the mapped step buffer has no host view");
     if (st == MLXN_OK) return MLXN_OK;
-    for (int i = 0; i < 3; i++) { mlxn_buffer_release(r->io_v[i]); r->io_v[i] = NULL; }
-    for (int i = 0; i < 2; i++) { mlxn_buffer_release(r->in_v[i]); r->in_v[i] = NULL; }
+    for (int i = 0; i < 2 * RING; i++) { mlxn_buffer_release(r->io_v[i]); r->io_v[i] = NULL; }
     mlxn_buffer_release(r->io);
     r->io = NULL;
     return st;
 }
 
-/* Write id/position to the mapped words, (record once and) replay the decode
- * graph: copy them in, forward, argmax, copy the argmax out. */
-static mlxn_status graph_step(mlxn_runner *r, int32_t id) {
+/* Records one decode graph: the forward of one token, then the argmax. Ring
+ * graph j (j >= 0) reads the id from W_j (the embedding reads the mapped
+ * word), copies P_j into the forward state's position (every layer reads
+ * it) and writes the argmax to W_{j+1}; j < 0: the MLXN_MAPPED_IO=0 graph
+ * (id and position uploaded into the forward state, argmax to argmax_idx). */
+static mlxn_status record_step(mlxn_runner *r, int j, mlxn_graph **out) {
+    MLXN_TRY(mlxn_graph_begin_record(r->s));
+    mlxn_status st = MLXN_OK;
+    if (j >= 0) {
+        st = mlxn_forward_state_set_step_ids(r->fs, r->io_v[2 * j]);
+        if (st == MLXN_OK) st = mlxn_copy(r->s, r->io_v[2 * j + 1], r->in_v[1]);
+    }
+    if (st == MLXN_OK) st = mlxn_forward_enqueue(r->m, r->fs, r->kv, r->s, 1, 0, &r->graph_logits);
+    if (st == MLXN_OK)
+        st = mlxn_argmax(r->s, r->graph_logits, j >= 0 ? r->io_v[2 * ((j + 1) % RING)] : r->argmax_idx);
+    mlxn_status st3 = mlxn_forward_state_set_step_ids(r->fs, NULL);
+    if (st == MLXN_OK) st = st3;
+    mlxn_graph *g = NULL;
+    mlxn_status st2 = mlxn_graph_end_record(r->s, &g);
+    if (st != MLXN_OK) {
+        mlxn_graph_destroy(g);
+        return mlxn_error_prefix(st, "recording the decode graph");
+    }
+    if (st2 != MLXN_OK) return mlxn_error_prefix(st2, "recording the decode graph");
+    *out = g;
+    return MLXN_OK;
+}
+
+/* First-use setup of the decode graphs' inputs (which path, the views). */
+static mlxn_status graph_setup(mlxn_runner *r) {
+    if (r->in_v[0]) return MLXN_OK;
+    const char *e = getenv("MLXN_MAPPED_IO");
+    r->upload_io = e && e[0] == '0' && e[1] == 0;
+    const char *ea = getenv("MLXN_DECODE_AHEAD");
+    r->ahead = !r->upload_io && !(ea && ea[0] == '0' && ea[1] == 0);
+    int64_t one = 1;
+    mlxn_buffer *ids = NULL, *pos = NULL;
+    MLXN_TRY(mlxn_buffer_view(mlxn_forward_state_ids(r->fs), 0, MLXN_I32, 1, &one, &ids));
+    mlxn_status st = mlxn_buffer_view(mlxn_forward_state_positions(r->fs), 0, MLXN_I32, 1, &one, &pos);
+    if (st != MLXN_OK) {
+        mlxn_buffer_release(ids);
+        return st;
+    }
+    r->in_v[0] = ids;
+    r->in_v[1] = pos;
+    return MLXN_OK;
+}
+
+static mlxn_status check_step(const mlxn_runner *r, int32_t id) {
     if (r->n_tokens + 1 > r->o.n_ctx)
         return mlxn_set_error(MLXN_ERR_RANGE, "decode: the context of %d tokens is full", r->o.n_ctx);
     if (id < 0 || id >= r->m->cfg.vocab)
         return mlxn_set_error(MLXN_ERR_RANGE, "decode: token id %d outside the vocabulary [0, %lld)", id,
                               (long long)r->m->cfg.vocab);
-    if (!r->graph) {
-        const char *e = getenv("MLXN_MAPPED_IO");
-        r->upload_io = e && e[0] == '0' && e[1] == 0;
-    }
-    if (r->upload_io) {
-        int32_t pos = r->n_tokens;
-        MLXN_TRY(mlxn_buffer_upload(mlxn_forward_state_ids(r->fs), 0, &id, sizeof id));
-        MLXN_TRY(mlxn_buffer_upload(mlxn_forward_state_positions(r->fs), 0, &pos, sizeof pos));
-    } else {
-        if (!r->io) MLXN_TRY(make_io(r));
-        int32_t *io = mlxn_buffer_host_ptr(r->io);
-        io[0] = id;
-        io[1] = r->n_tokens;
-    }
+    return MLXN_OK;
+}
+
+/* The step's token is in the cache now. */
+static void step_done(mlxn_runner *r, int32_t id) {
+    r->tokens[r->n_tokens++] = id;
+    r->kv->n_past = r->n_tokens;
+}
+
+/* MLXN_MAPPED_IO=0: upload id and position, replay, wait. */
+static mlxn_status upload_step(mlxn_runner *r, int32_t id) {
+    int32_t pos = r->n_tokens;
+    MLXN_TRY(mlxn_buffer_upload(mlxn_forward_state_ids(r->fs), 0, &id, sizeof id));
+    MLXN_TRY(mlxn_buffer_upload(mlxn_forward_state_positions(r->fs), 0, &pos, sizeof pos));
     if (!r->graph) {
         if (!r->argmax_idx) {
             int64_t one = 1;
             MLXN_TRY(mlxn_buffer_alloc(r->m->dev, MLXN_I32, 1, &one, &r->argmax_idx));
         }
-        MLXN_TRY(mlxn_graph_begin_record(r->s));
-        mlxn_status st = MLXN_OK;
-        /* mapped words: the embedding reads the id and the argmax lands
-         * straight in them; the position is copied in (every layer reads it) */
-        const char *ed = getenv("MLXN_STEP_DIRECT"); /* 0: copy id and argmax (A/B: 1,829 vs 1,835 tok/s, 135M) */
-        const int direct = !r->upload_io && !(ed && ed[0] == '0');
-        if (direct) st = mlxn_forward_state_set_step_ids(r->fs, r->io_v[0]);
-        else if (!r->upload_io) st = mlxn_copy(r->s, r->io_v[0], r->in_v[0]);
-        if (st == MLXN_OK && !r->upload_io) st = mlxn_copy(r->s, r->io_v[1], r->in_v[1]);
-        if (st == MLXN_OK) st = mlxn_forward_enqueue(r->m, r->fs, r->kv, r->s, 1, 0, &r->graph_logits);
-        if (st == MLXN_OK) st = mlxn_argmax(r->s, r->graph_logits, direct ? r->io_v[2] : r->argmax_idx);
-        if (st == MLXN_OK && !r->upload_io && !direct) st = mlxn_copy(r->s, r->argmax_idx, r->io_v[2]);
-        mlxn_status st3 = mlxn_forward_state_set_step_ids(r->fs, NULL);
-        if (st == MLXN_OK) st = st3;
-        mlxn_graph *g = NULL;
-        mlxn_status st2 = mlxn_graph_end_record(r->s, &g);
-        if (st != MLXN_OK) {
-            mlxn_graph_destroy(g);
-            return mlxn_error_prefix(st, "recording the decode graph");
-        }
-        if (st2 != MLXN_OK) return mlxn_error_prefix(st2, "recording the decode graph");
-        r->graph = g;
+        MLXN_TRY(record_step(r, -1, &r->graph));
     }
     MLXN_TRY(mlxn_graph_replay(r->s, r->graph));
     MLXN_TRY(mlxn_session_finish(r->s));
-    r->tokens[r->n_tokens++] = id;
-    r->kv->n_past = r->n_tokens;
+    step_done(r, id);
+    return MLXN_OK;
+}
+
+/* Waits until the mapped word w (which the host set to -1) holds the argmax
+ * of the step enqueued before it. Spins on the word; after a second without
+ * it (a failed kernel never writes it), waits for the stream instead, which
+ * reports the failure. */
+static mlxn_status wait_word(mlxn_runner *r, volatile int32_t *w, int32_t *out) {
+    const double t0 = mlxn_time_now();
+    for (unsigned spin = 0; *w < 0; spin++)
+        if ((spin & 1023) == 1023 && mlxn_time_now() - t0 > 1.0) {
+            r->ahead_pos = -1;
+            MLXN_TRY(mlxn_session_finish(r->s));
+            if (*w < 0) return mlxn_set_error(MLXN_ERR_INTERNAL, "decode: the step wrote no argmax");
+            break;
+        }
+    *out = *w;
+    return MLXN_OK;
+}
+
+/* One decode step through the graph ring at position n = n_tokens (graph
+ * j = n mod RING). Unless the step was already enqueued speculatively for
+ * this id, writes W_j = id, P_j = n, W_{j+1} = -1 and replays graph j. With
+ * `ahead` (greedy) and room in the cache, then enqueues step n + 1 (P_{j+1},
+ * W_{j+2} = -1, graph j + 1, which reads W_{j+1} on the device). Every word
+ * the host writes belongs to a graph that has finished: W_{j+2} is the input
+ * of step n - 1, whose output the host has already read. Returns step n's
+ * argmax in *next (if next is NULL, waits for the stream; nothing enqueued). */
+static mlxn_status ring_step(mlxn_runner *r, int32_t id, int ahead, int32_t *next) {
+    const int n = r->n_tokens, j = n % RING, j1 = (n + 1) % RING, j2 = (n + 2) % RING;
+    if (!r->io) MLXN_TRY(make_io(r));
+    volatile int32_t *io = mlxn_buffer_host_ptr(r->io);
+    for (int g = 0; g < RING; g++) /* recorded at the first step, with nothing in flight */
+        if (!r->ring[g]) {
+            MLXN_TRY(mlxn_runner_sync(r));
+            MLXN_TRY(record_step(r, g, &r->ring[g]));
+        }
+    const int queued = r->ahead_pos == n && r->ahead_id == id;
+    if (!queued) {
+        MLXN_TRY(mlxn_runner_sync(r)); /* a speculative step for another id (or position) */
+        io[2 * j] = id;
+        io[2 * j + 1] = n;
+        io[2 * j1] = -1;
+        MLXN_TRY(mlxn_graph_replay(r->s, r->ring[j]));
+    }
+    r->ahead_pos = -1;
+    if (ahead && next && n + 2 <= r->o.n_ctx) {
+        io[2 * j1 + 1] = n + 1;
+        io[2 * j2] = -1;
+        MLXN_TRY(mlxn_graph_replay(r->s, r->ring[j1]));
+        r->ahead_pos = n + 1;
+        MLXN_TRY(wait_word(r, &io[2 * j1], next));
+        r->ahead_id = *next;
+    } else {
+        MLXN_TRY(mlxn_session_finish(r->s));
+        if (next) *next = io[2 * j1];
+    }
+    step_done(r, id);
     return MLXN_OK;
 }
 
 mlxn_status mlxn_runner_step(mlxn_runner *r, int32_t id, const float **logits) {
     if (!r) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "runner_step: NULL runner");
     if (!r->use_graph) return mlxn_runner_eval(r, &id, 1, logits);
-    MLXN_TRY(graph_step(r, id));
+    MLXN_TRY(check_step(r, id));
+    MLXN_TRY(graph_setup(r));
+    if (r->upload_io) MLXN_TRY(upload_step(r, id));
+    else MLXN_TRY(ring_step(r, id, 0, NULL));
     MLXN_TRY(mlxn_buffer_download(r->graph_logits, 0, r->logits, (size_t)r->m->cfg.vocab * sizeof(float)));
     if (logits) *logits = r->logits;
     return MLXN_OK;
@@ -222,10 +329,11 @@ mlxn_status mlxn_runner_step_argmax(mlxn_runner *r, int32_t id, int32_t *next) {
         *next = (int32_t)b;
         return MLXN_OK;
     }
-    MLXN_TRY(graph_step(r, id));
-    if (r->upload_io) return mlxn_buffer_download(r->argmax_idx, 0, next, sizeof *next);
-    *next = ((const int32_t *)mlxn_buffer_host_ptr(r->io))[2];
-    return MLXN_OK;
+    MLXN_TRY(check_step(r, id));
+    MLXN_TRY(graph_setup(r));
+    if (!r->upload_io) return ring_step(r, id, r->ahead, next);
+    MLXN_TRY(upload_step(r, id));
+    return mlxn_buffer_download(r->argmax_idx, 0, next, sizeof *next);
 }
 
 size_t mlxn_stop_holdback(const char *text, size_t len, const char *const *stop, int n_stop) {
@@ -293,6 +401,7 @@ mlxn_status mlxn_generate(mlxn_runner *r, const int32_t *prompt, int n_prompt, c
 
     /* reuse the longest common prefix of the cached tokens (keep >= 1 token to evaluate) */
     int keep = 0;
+    if (st == MLXN_OK) st = mlxn_runner_sync(r);
     if (st == MLXN_OK) {
         while (keep < r->n_tokens && keep < n_prompt - 1 && r->tokens[keep] == prompt[keep]) keep++;
         r->n_tokens = keep;
@@ -373,6 +482,9 @@ mlxn_status mlxn_generate(mlxn_runner *r, const int32_t *prompt, int n_prompt, c
             else st = mlxn_runner_step(r, id, &lg);
             gs->n_decode++;
         }
+        /* a speculative step past the last token still counts (it ran) */
+        mlxn_status sst = mlxn_runner_sync(r);
+        if (st == MLXN_OK) st = sst;
         gs->decode_s = mlxn_time_now() - t1;
     }
     /* flush held text (end of generation without a stop string) */

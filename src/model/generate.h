@@ -49,6 +49,11 @@ mlxn_status mlxn_runner_step(mlxn_runner *r, int32_t id, const float **logits);
  * updated. */
 mlxn_status mlxn_runner_step_argmax(mlxn_runner *r, int32_t id, int32_t *next);
 int mlxn_runner_uses_graph(const mlxn_runner *r);
+/* Waits for the speculative step a greedy step_argmax may have left on the
+ * device (decode ahead; generate.c) and drops it. Every other runner call
+ * does this itself; a caller timing step_argmax loops calls it to count
+ * that step's time. */
+mlxn_status mlxn_runner_sync(mlxn_runner *r);
 
 /* Streaming callback: text is the newly completed UTF-8 (may be empty when a
  * token only completes part of a character or is held back as a possible
