@@ -211,14 +211,17 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
     if (c1 > vhi) c1 = vhi;
     const i64 r0 = a.ring ? lo % a.C : 0;
     // splits past the newest position hold no keys (grid sizes follow C, not
-    // the length): they only count themselves in, and the combine reads the
-    // nact active splits
+    // the length): they return at once; the active ones count themselves in
+    // and the last of them combines the nact partials (every block computes
+    // the same nact). Counting the idle ones in as well cost the 135M's
+    // decode at depth 0 1.7% in a 1,153-slot cache, 2% in 4,097 (H100).
     const int nact = hi >= lo ? (int)min((i64)a.nsplit, (hi - lo) / a.chunk + 1) : 1;
+    if (split >= nact) return;
     // RP: the last active split holds the newest position (maxpos = qpos);
     // its key loop stops one short and lane group 0 starts with the new key
     const bool newest = RP && split == nact - 1 && hi >= lo && maxpos >= c0 && maxpos <= c1;
     if (newest) c1 = maxpos - 1;
-    if (split < nact) {
+    {
 
     const bool sc = a.softcap > 0.0f;
     const float qs = sc ? a.scale : a.scale * DEC_LOG2E;
@@ -438,14 +441,14 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
         a.part_ml[(pbase + (i64)g * a.nsplit) * 2] = s_M[g];
         a.part_ml[(pbase + (i64)g * a.nsplit) * 2 + 1] = s_L[g];
     }
-    } // split < nact
+    }
     if (nact == 1) return; // every block computes the same nact: no counting
 
     // the last block for this (t, kvh, hg) combines the active splits
     __threadfence();
     __syncthreads();
     unsigned *ctr = a.counters + ((i64)t * a.Hkv + kvh) * hgroups + hg;
-    if (threadIdx.x == 0) s_last = (atomicAdd(ctr, 1u) == (unsigned)a.nsplit - 1);
+    if (threadIdx.x == 0) s_last = (atomicAdd(ctr, 1u) == (unsigned)nact - 1);
     __syncthreads();
     if (!s_last) return;
     __threadfence();
