@@ -1,6 +1,7 @@
 /* generate.h — text generation over a loaded model: a runner owns the KV
- * cache, the forward-pass scratch, one session and (on CUDA) a recorded
- * decode-step graph; mlxn_generate prefills a prompt in batches (reusing the
+ * cache, the forward-pass scratch, one session and (on CUDA) recorded
+ * decode-step graphs (greedy steps run one step ahead: generate.c);
+ * mlxn_generate prefills a prompt in batches (reusing the
  * longest prefix already in the cache, which is what keeps a chat
  * conversation cheap), then decodes token by token with the sampler,
  * streaming text through a callback, stopping on end-of-generation tokens,
