@@ -535,9 +535,9 @@ static void test_matmul_fused(void) {
                     const int alias = (mode & 4) && mi == 0; /* residual is y (the decode step's x += ...) */
                     /* variants: 0 defaults; 1 env MLXN_CUDA_FUSE=0; 2 norm folded in at any K;
                      * 3 the many-short-rows shape (a small model's lm_head: Q8_0 staged tiles, else warp row
-                     * groups of 8 rows); 4, 5 warp row groups of 4 and 2 rows; 6 as 3 with warp row groups */
-                    static const char *const shape_env[7] = {NULL, NULL, NULL, NULL, "w4", "w2", NULL};
-                    for (int var = 0; var < 7; var++) {
+                     * groups of 8 rows); 4 warp row groups of 2 rows; 5 as 3 with warp row groups */
+                    static const char *const shape_env[6] = {NULL, NULL, NULL, NULL, "w2", NULL};
+                    for (int var = 0; var < 6; var++) {
                         if ((var == 1 && (mode != 7 || mi)) || (var == 2 && (!(mode & 1) || mi)) || (var >= 3 && mi))
                             continue;
                         int64_t xs[2] = {M, K}, ys[2] = {M, N}, rs[2] = {M, R}, ks = K;
@@ -546,8 +546,8 @@ static void test_matmul_fused(void) {
                         pb xsc = pb_f(MLXN_F32, 2, xs, NULL), ysc = pb_f(MLXN_F32, 2, rs, NULL);
                         if (var == 1) setenv("MLXN_CUDA_FUSE", "0", 1);
                         if (var == 2) setenv("MLXN_CUDA_NORM_FUSE_MAX_K", "12288", 1);
-                        if (var == 3 || var == 6) setenv("MLXN_CUDA_MV_NARROW_MAX", "100000", 1); /* at any size */
-                        if (var == 6) setenv("MLXN_CUDA_MV_NARROW_SHAPE", "w8", 1);
+                        if (var == 3 || var == 5) setenv("MLXN_CUDA_MV_NARROW_MAX", "100000", 1); /* at any size */
+                        if (var == 5) setenv("MLXN_CUDA_MV_NARROW_SHAPE", "w8", 1);
                         if (shape_env[var]) setenv("MLXN_CUDA_MV_SHAPE", shape_env[var], 1);
                         for (int side_ = 0; side_ < 2; side_++) {
                             mlxn_session *s = NULL;
@@ -570,7 +570,7 @@ static void test_matmul_fused(void) {
                                  (long long)K, (long long)M, mode & 1 ? " norm" : "", mode & 2 ? " swiglu" : "",
                                  mode & 4 ? " residual" : "", alias ? " (in place)" : "",
                                  var == 1 ? " FUSE=0" : var == 2 ? " NORM_FUSE_MAX_K=12288" : var == 3 ? " narrow"
-                                 : var == 4 ? " MV_SHAPE=w4" : var == 5 ? " MV_SHAPE=w2" : var == 6 ? " narrow w8" : "");
+                                 : var == 4 ? " MV_SHAPE=w2" : var == 5 ? " narrow w8" : "");
                         cmp_f(w, y, 1e-9);
                         pb_free(x);
                         pb_free(nw);

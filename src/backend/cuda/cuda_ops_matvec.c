@@ -282,14 +282,14 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
 
 /* The fused kernels of a b1 format, or NULL: pairs of [x, x and the norm
  * weight (the norm prologue)] per row-group shape (matvec.cu): FUSED_BLOCK8
- * a block per 8 rows (NAME_b1f, NAME_b1fn), then a warp per 8, 4 or 2 rows
- * (NAME_w8f(n), NAME_w4f(n), NAME_w2f(n)), all reading x through L1, and
+ * a block per 8 rows (NAME_b1f, NAME_b1fn), then a warp per 8 or 2 rows
+ * (NAME_w8f(n), NAME_w2f(n)), all reading x through L1, and
  * for Q8_0 only, FUSED_TILE32: tiles of 32 rows staged in shared memory
  * (NAME_t32f(n); NULL for the other formats). */
-enum { FUSED_BLOCK8, FUSED_WARP8, FUSED_WARP4, FUSED_WARP2, FUSED_TILE32, FUSED_SHAPES };
-static const int fused_rows_per_block[FUSED_SHAPES] = {8, 32, 16, 8, MV_TILE_ROWS};
+enum { FUSED_BLOCK8, FUSED_WARP8, FUSED_WARP2, FUSED_TILE32, FUSED_SHAPES };
+static const int fused_rows_per_block[FUSED_SHAPES] = {8, 32, 8, MV_TILE_ROWS};
 static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
-#define FN(P, ...) {P "_b1f", P "_b1fn", P "_w8f", P "_w8fn", P "_w4f", P "_w4fn", P "_w2f", P "_w2fn", __VA_ARGS__}
+#define FN(P, ...) {P "_b1f", P "_b1fn", P "_w8f", P "_w8fn", P "_w2f", P "_w2fn", __VA_ARGS__}
     static const char *const k[5][2 * FUSED_SHAPES] = {
         FN("mv_mlx4", NULL, NULL), FN("mv_mlx8", NULL, NULL), FN("mv_q4_0", NULL, NULL), FN("mv_q4_1", NULL, NULL),
         FN("mv_q8_0", "mv_q8_0_t32f", "mv_q8_0_t32fn")};
@@ -303,9 +303,9 @@ static const char *const *fused_names(const mlxn_weight *w, CUdeviceptr data) {
     return k[d->gguf_type == MLXN_GGUF_Q4_0 ? 2 : d->gguf_type == MLXN_GGUF_Q4_1 ? 3 : 4];
 }
 
-/* A shape from env `name` ("b8", "w8", "w4", "w2", "t32"), or `dflt`. */
+/* A shape from env `name` ("b8", "w8", "w2", "t32"), or `dflt`. */
 static int fused_shape_env(const char *name, int dflt) {
-    static const char *const tag[FUSED_SHAPES] = {"b8", "w8", "w4", "w2", "t32"};
+    static const char *const tag[FUSED_SHAPES] = {"b8", "w8", "w2", "t32"};
     const char *e = getenv(name);
     for (int i = 0; e && i < FUSED_SHAPES; i++)
         if (!strcmp(e, tag[i])) return i;
@@ -319,7 +319,7 @@ static int fused_shape_env(const char *name, int dflt) {
  * leave SMs idle (H100, 135M decode with every short-row matmul narrow:
  * 1,300 vs 1,491 tok/s). Env MLXN_CUDA_MV_NARROW_MAX overrides the unit
  * limit (0: always block-wide). Env MLXN_CUDA_MV_SHAPE, _NORM_SHAPE and
- * _NARROW_SHAPE override the shape (b8, w8, w4, w2, t32) of the other matmuls
+ * _NARROW_SHAPE override the shape (b8, w8, w2, t32) of the other matmuls
  * without and with the norm prologue and of the narrow ones. */
 #define MV_NARROW_MIN_ROWS 16384
 /* Rows of at most this many load units take the warp-per-2-rows kernels when
@@ -329,7 +329,8 @@ static int fused_shape_env(const char *name, int dflt) {
  * 1,848 tok/s, real SmolLM2 Q4_1 1,990 / 1,996 vs 1,993 / 1,985; for longer
  * rows they lose (1B 827 vs 1,413). With the norm prologue every warp reads
  * all of x and the norm weight, and 2 or 4 rows a warp measured no better
- * (random 135M 1,845 vs 1,850 with 4; real 1,899 vs 1,990). */
+ * (random 135M 1,845 vs 1,850 with 4; real 1,899 vs 1,990; the 4-row
+ * kernels are gone). */
 #define MV_SHORT_UNITS 48
 static int64_t narrow_max_units(void) {
     const char *e = getenv("MLXN_CUDA_MV_NARROW_MAX");

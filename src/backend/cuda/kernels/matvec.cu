@@ -947,13 +947,13 @@ MVXE(mv_q8_0_b1, 4, mv_q8blk_body, GG_Q8_0, 1, 8, MV_THREADS, 1, 1)
 // NAME_w<R>f / NAME_w<R>fn: the same with a warp per row group of R rows
 // (4R rows a block): R = 8 for many short rows, where a block-wide group
 // leaves most threads without a chunk (K = 576 MLX 4-bit: 18 chunks a row for
-// 128 threads); R = 2 and 4 (two chunks per lane in flight) shorten each
-// lane's serial work and replace the block reduction by shuffles.
+// 128 threads); R = 2 (two chunks per lane in flight) for short rows without
+// a norm: each lane's serial work is shorter and the reduction is shuffles.
+// (R = 4 measured between the two everywhere and was dropped: BENCHMARKS.md.)
 #define MVXF4(P, BODY, T, ...)                                                                                 \
     MVXF(P##_b1f, BODY, T, 1, 8, MV_THREADS, 1, __VA_ARGS__, 1)                                                \
     MVXF(P##_b1fn, BODY, T, 1, 8, MV_THREADS, 1, __VA_ARGS__, 2)                                               \
     MVXF(P##_w8f, BODY, T, 1, 8, 32, 1, __VA_ARGS__, 1) MVXF(P##_w8fn, BODY, T, 1, 8, 32, 1, __VA_ARGS__, 2)    \
-    MVXF(P##_w4f, BODY, T, 1, 4, 32, 2, __VA_ARGS__, 1) MVXF(P##_w4fn, BODY, T, 1, 4, 32, 2, __VA_ARGS__, 2)    \
     MVXF(P##_w2f, BODY, T, 1, 2, 32, 2, __VA_ARGS__, 1) MVXF(P##_w2fn, BODY, T, 1, 2, 32, 2, __VA_ARGS__, 2)
 MVXF4(mv_mlx4, mv_mlx_body, 4, 1, 1, 1)
 MVXF4(mv_mlx8, mv_mlx_body, 8, 1, 1, 1)
