@@ -39,7 +39,7 @@ struct mlxn_runner {
     mlxn_buffer *argmax_idx;  /* i32 [1], written by the MLXN_MAPPED_IO=0 graph's argmax */
     mlxn_buffer *io;          /* mapped i32 [2 * RING]: W_j (token id) and P_j (position) of graph j */
     mlxn_buffer *io_v[2 * RING]; /* views of io's words */
-    mlxn_buffer *in_v[2];     /* [1] views of the forward state's ids and positions */
+    mlxn_buffer *pos_v;       /* [1] view of the forward state's position (set up at the first step) */
     int upload_io;            /* MLXN_MAPPED_IO=0: upload id/position, download the argmax */
     int ahead;                /* decode ahead (greedy steps enqueue the next step) */
     int ahead_pos;            /* position of the enqueued speculative step, or -1 */
@@ -108,7 +108,7 @@ void mlxn_runner_free(mlxn_runner *r) {
     for (int j = 0; j < RING; j++) mlxn_graph_destroy(r->ring[j]);
     mlxn_buffer_release(r->argmax_idx);
     for (int i = 0; i < 2 * RING; i++) mlxn_buffer_release(r->io_v[i]);
-    for (int i = 0; i < 2; i++) mlxn_buffer_release(r->in_v[i]);
+    mlxn_buffer_release(r->pos_v);
     mlxn_buffer_release(r->io);
     mlxn_session_destroy(r->s);
     mlxn_forward_state_free(r->fs);
@@ -175,7 +175,7 @@ static mlxn_status record_step(mlxn_runner *r, int j, mlxn_graph **out) {
     mlxn_status st = MLXN_OK;
     if (j >= 0) {
         st = mlxn_forward_state_set_step_ids(r->fs, r->io_v[2 * j]);
-        if (st == MLXN_OK) st = mlxn_copy(r->s, r->io_v[2 * j + 1], r->in_v[1]);
+        if (st == MLXN_OK) st = mlxn_copy(r->s, r->io_v[2 * j + 1], r->pos_v);
     }
     if (st == MLXN_OK) st = mlxn_forward_enqueue(r->m, r->fs, r->kv, r->s, 1, 0, &r->graph_logits);
     if (st == MLXN_OK)
@@ -193,24 +193,15 @@ static mlxn_status record_step(mlxn_runner *r, int j, mlxn_graph **out) {
     return MLXN_OK;
 }
 
-/* First-use setup of the decode graphs' inputs (which path, the views). */
+/* First-use setup of the decode graphs (which path; the position view). */
 static mlxn_status graph_setup(mlxn_runner *r) {
-    if (r->in_v[0]) return MLXN_OK;
+    if (r->pos_v) return MLXN_OK;
     const char *e = getenv("MLXN_MAPPED_IO");
     r->upload_io = e && e[0] == '0' && e[1] == 0;
     const char *ea = getenv("MLXN_DECODE_AHEAD");
     r->ahead = !r->upload_io && !(ea && ea[0] == '0' && ea[1] == 0);
     int64_t one = 1;
-    mlxn_buffer *ids = NULL, *pos = NULL;
-    MLXN_TRY(mlxn_buffer_view(mlxn_forward_state_ids(r->fs), 0, MLXN_I32, 1, &one, &ids));
-    mlxn_status st = mlxn_buffer_view(mlxn_forward_state_positions(r->fs), 0, MLXN_I32, 1, &one, &pos);
-    if (st != MLXN_OK) {
-        mlxn_buffer_release(ids);
-        return st;
-    }
-    r->in_v[0] = ids;
-    r->in_v[1] = pos;
-    return MLXN_OK;
+    return mlxn_buffer_view(mlxn_forward_state_positions(r->fs), 0, MLXN_I32, 1, &one, &r->pos_v);
 }
 
 static mlxn_status check_step(const mlxn_runner *r, int32_t id) {
