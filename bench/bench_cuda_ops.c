@@ -241,6 +241,43 @@ static void bench_mvt_sweep(const wkind *kinds) {
     unsetenv("MLXN_CUDA_MVT_MIN_M");
 }
 
+/* MLXN_BENCH_ONLY=mvssweep: the streamed one-row matmul (matvec_stream.cu)
+ * on the Llama-3-8B decode shapes (MLX 4-bit g64: down, gate|up, q|k|v, o,
+ * lm_head) against the b1 kernels (MLXN_CUDA_MV_STREAM=0), and its launch
+ * shape: copy stages, warps per block, warps per row group (parts). */
+static void bench_mvs_sweep(const wkind *kinds) {
+    static const int64_t nk[5][2] = {{4096, 14336}, {28672, 4096}, {6144, 4096}, {4096, 4096}, {128256, 4096}};
+    static const char *const vs[][4] = {/* MV_STREAM, MVS_STAGES, MVS_WARPS, MVS_PARTS */
+                                        {"0", NULL, NULL, NULL}, {NULL, NULL, NULL, NULL}, {NULL, "2", NULL, NULL},
+                                        {NULL, "3", NULL, NULL}, {NULL, "4", NULL, NULL},  {NULL, NULL, "8", NULL},
+                                        {NULL, NULL, NULL, "1"}, {NULL, NULL, NULL, "2"},  {NULL, NULL, NULL, "4"}};
+    static const char *const names[4] = {"MLXN_CUDA_MV_STREAM", "MLXN_CUDA_MVS_STAGES", "MLXN_CUDA_MVS_WARPS",
+                                         "MLXN_CUDA_MVS_PARTS"};
+    static const char *const tags[4] = {"stream", "S", "W", "P"};
+    const char *which = getenv("MLXN_BENCH_MVS_SHAPES"); /* e.g. "01": down and gate|up only */
+    const char *vsel = getenv("MLXN_BENCH_MVS_VARIANTS"); /* e.g. "15": STREAM=0 and S=3 only */
+    setenv("MLXN_CUDA_MVS_MIN_MB", "0", 1); /* the kernel on every shape, whatever the default takes */
+    setenv("MLXN_CUDA_MVS_MAX_K", "1000000", 1);
+    for (size_t v = 0; v < sizeof vs / sizeof vs[0]; v++) {
+        if (vsel && !strchr(vsel, (int)('0' + v))) continue;
+        char tag[64] = " ";
+        for (int i = 0; i < 4; i++) {
+            if (vs[v][i]) {
+                setenv(names[i], vs[v][i], 1);
+                snprintf(tag + strlen(tag), sizeof tag - strlen(tag), "%s=%s ", tags[i], vs[v][i]);
+            } else {
+                unsetenv(names[i]);
+            }
+        }
+        if (!strcmp(tag, " ")) snprintf(tag, sizeof tag, " default");
+        for (int i = 0; i < 5; i++)
+            if (!which || strchr(which, '0' + i)) bench_matmul_nk(&kinds[0], 1, nk[i][0], nk[i][1], tag);
+    }
+    for (int i = 0; i < 4; i++) unsetenv(names[i]);
+    unsetenv("MLXN_CUDA_MVS_MIN_MB");
+    unsetenv("MLXN_CUDA_MVS_MAX_K");
+}
+
 /* MLXN_BENCH_ONLY=midm: M = 16 and 64 (short prompts) for MLX 4-bit, Q4_0 and
  * Q4_1 on the tensor-core matvec (default) and on the bf16 GEMM path
  * (MLXN_CUDA_MVT=off). */
@@ -433,8 +470,10 @@ int main(int argc, char **argv) {
         {"f16", MLXN_WEIGHT_DENSE, MLXN_F16, 0, 0, 0, {40.50, 47.09, 136.96}},
         {"bf16", MLXN_WEIGHT_DENSE, MLXN_BF16, 0, 0, 0, {40.21, 47.39, 120.46}},
     };
-    if (only && (strcmp(only, "mvsweep") == 0 || strcmp(only, "mvtsweep") == 0 || strcmp(only, "midm") == 0)) {
+    if (only && (strcmp(only, "mvsweep") == 0 || strcmp(only, "mvtsweep") == 0 || strcmp(only, "midm") == 0 ||
+                 strcmp(only, "mvssweep") == 0)) {
         if (strcmp(only, "mvsweep") == 0) bench_mv_sweep(kinds);
+        else if (strcmp(only, "mvssweep") == 0) bench_mvs_sweep(kinds);
         else if (strcmp(only, "midm") == 0) bench_mid_m(kinds);
         else bench_mvt_sweep(kinds);
         fclose(g_md);

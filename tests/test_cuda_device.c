@@ -588,6 +588,89 @@ static void test_matmul_fused(void) {
     }
 }
 
+/* The streamed one-row matmul (matvec_stream.cu, sm_90+): MLX 4-bit (group
+ * 64 and 128) with K % 1024 == 0, plain (mlxn_matmul) and every
+ * fused mode (norm at any K, swiglu, residual in place), against the
+ * reference, in shapes that give partial row groups (R = 130, swiglu halves
+ * of 65), several rounds per warp (4200 rows with 1 or 2 warps a block) and
+ * uneven K parts (K = 3072: 3 segments over 2 parts); env variants: 1 and 2
+ * copy stages (every slot reused), forced parts. Where the GPU is sm_90+ the
+ * kernel that ran must be an mvs_* one. */
+static void test_matmul_streamed(void) {
+    const wspec specs[] = {{"mlx_b4_g64_bf16", MLXN_WEIGHT_MLX_AFFINE, MLXN_BF16, 4, 64, 0},
+                           {"mlx_b4_g64_f16", MLXN_WEIGHT_MLX_AFFINE, MLXN_F16, 4, 64, 0},
+                           {"mlx_b4_g128_bf16", MLXN_WEIGHT_MLX_AFFINE, MLXN_BF16, 4, 128, 0}};
+    const int64_t shapes[3][2] = {{130, 2048}, {4200, 1024}, {66, 3072}}; /* rows R, K */
+    /* env variants: stages, warps cap, parts */
+    static const char *const var_env[5][3] = {
+        {NULL, NULL, NULL}, {"1", NULL, NULL}, {"2", "1", NULL}, {NULL, "2", "2"}, {"3", "6", "3"}};
+    const int sm90 = ((mlxn_cuda_dev *)g_cuda->impl)->cc_major >= 9;
+    setenv("MLXN_CUDA_MVS_MIN_MB", "0", 1); /* small weights too (by default only >= 24 MB) */
+    for (size_t si = 0; si < sizeof specs / sizeof specs[0]; si++) {
+        const wspec *sp = &specs[si];
+        for (int sh = 0; sh < 3; sh++) {
+            const int64_t R = shapes[sh][0], K = shapes[sh][1];
+            wbytes wb;
+            make_wbytes(sp, R, K, &wb);
+            mlxn_buffer *hc[3], *hr[3];
+            mlxn_weight *wc = make_weight(g_cuda, sp, R, K, &wb, 0, hc), *wr = make_weight(g_ref, sp, R, K, &wb, 0, hr);
+            for (int mode = 0; mode < 8 && wc && wr; mode++) { /* 0 plain matmul; bits: 1 norm, 2 swiglu, 4 residual */
+                for (int var = 0; var < 5; var++) {
+                    if (var && sh != 1 && mode != 7 && mode != 0) continue;
+                    const int64_t N = mode & 2 ? R / 2 : R;
+                    const int alias = (mode & 4) != 0;
+                    int64_t xs[2] = {1, K}, ys[2] = {1, N}, rs[2] = {1, R}, ks = K;
+                    pb x = pb_rand(MLXN_F32, 2, xs, -1, 1), nw = pb_rand(MLXN_F32, 1, &ks, 0.5f, 1.5f);
+                    pb res = pb_rand(MLXN_F32, 2, ys, -2, 2), y = alias ? res : pb_f(MLXN_F32, 2, ys, NULL);
+                    pb xsc = pb_f(MLXN_F32, 2, xs, NULL), ysc = pb_f(MLXN_F32, 2, rs, NULL);
+                    static const char *const names[3] = {"MLXN_CUDA_MVS_STAGES", "MLXN_CUDA_MVS_WARPS",
+                                                         "MLXN_CUDA_MVS_PARTS"};
+                    for (int i = 0; i < 3; i++)
+                        if (var_env[var][i]) setenv(names[i], var_env[var][i], 1);
+                    for (int side_ = 0; side_ < 2; side_++) {
+                        mlxn_session *s = NULL;
+                        CHECK_OK(mlxn_session_begin(side_ ? g_ref : g_cuda, &s));
+                        if (!s) break;
+                        if (mode) {
+                            mlxn_matmul_fusion f = {.norm = mode & 1 ? X(nw) : NULL, .norm_eps = 1e-5f,
+                                                    .swiglu = (mode & 2) != 0, .residual = mode & 4 ? X(res) : NULL,
+                                                    .x_scratch = X(xsc), .y_scratch = X(ysc)};
+                            CHECK_OK(mlxn_matmul_fused(s, X(x), side_ ? wr : wc, &f, X(y)));
+                        } else {
+                            CHECK_OK(mlxn_matmul(s, X(x), side_ ? wr : wc, X(y)));
+                        }
+                        if (!side_ && sm90) {
+                            const char *k = mlxn_cuda_sess_of(s)->last_kernel;
+                            CHECK_MSG(k && strncmp(k, "mvs_", 4) == 0, "%s R=%lld K=%lld mode %d: ran %s, not mvs_*",
+                                      sp->name, (long long)R, (long long)K, mode, k ? k : "nothing");
+                        }
+                        CHECK_OK(mlxn_session_finish(s));
+                        mlxn_session_destroy(s);
+                    }
+                    for (int i = 0; i < 3; i++) unsetenv(names[i]);
+                    char w[192];
+                    snprintf(w, sizeof w, "streamed %s R=%lld K=%lld%s%s%s%s stages=%s warps=%s parts=%s", sp->name,
+                             (long long)R, (long long)K, mode ? "" : " plain", mode & 1 ? " norm" : "",
+                             mode & 2 ? " swiglu" : "", mode & 4 ? " residual (in place)" : "",
+                             var_env[var][0] ? var_env[var][0] : "-", var_env[var][1] ? var_env[var][1] : "-",
+                             var_env[var][2] ? var_env[var][2] : "-");
+                    cmp_f(w, y, 1e-9);
+                    pb_free(x);
+                    pb_free(nw);
+                    pb_free(res);
+                    if (!alias) pb_free(y);
+                    pb_free(xsc);
+                    pb_free(ysc);
+                }
+            }
+            free_weight(wc, hc);
+            free_weight(wr, hr);
+            free_wbytes(&wb);
+        }
+    }
+    unsetenv("MLXN_CUDA_MVS_MIN_MB");
+}
+
 /* Large M (prefill): the bf16 tensor-core path where cuBLASLt is present, held
  * to the 1e-4 NMSE contract of the formats it serves. */
 static void test_matmul_large_m(void) {
@@ -1210,6 +1293,7 @@ int main(void) {
     RUN(test_attention);
     RUN(test_matmul_all_formats);
     RUN(test_matmul_fused);
+    RUN(test_matmul_streamed);
     RUN(test_matmul_large_m);
     RUN(test_gemm_x_reuse);
     RUN(test_graph_replay);

@@ -68,7 +68,7 @@ if [ -n "$CS" ] && [ -x "$BUILD/tests/test_cuda_device" ]; then
     for tool in memcheck racecheck; do
         filt=${MEMCHECK_FILTER:-}
         # racecheck is slow: the cases whose kernels share memory between threads
-        [ $tool = racecheck ] && filt="test_norms,test_softmax,test_attention,test_rope_kv_attention,test_graph,test_matmul_fused"
+        [ $tool = racecheck ] && filt="test_norms,test_softmax,test_attention,test_rope_kv_attention,test_graph,test_matmul_fused,test_matmul_streamed"
         t0=$(date +%s)
         MLXN_TEST_FILTER=$filt timeout "${T_SAN:-240}" "$CS" --tool $tool --error-exitcode 99 --print-limit 20 \
             "$BUILD/tests/test_cuda_device" > "$OUT/sanitizer_$tool.log" 2>&1

@@ -441,7 +441,7 @@ static void cuda_graph_destroy(void *graph_impl) {
 /* Kernel sources whose every kernel begins with PDL_ENTER() (common.cu), so
  * they may be launched as programmatic dependents of the kernel before. */
 static int pdl_source(const char *source) {
-    static const char *const ok[] = {"matvec.cu",    "matvec_tune.cu",      "matvec_mma.cu",
+    static const char *const ok[] = {"matvec.cu",    "matvec_tune.cu",      "matvec_mma.cu", "matvec_stream.cu",
                                       "elementwise.cu", "quant.cu",          "attention.cu",
                                       "attention_decode.cu", "attention_prefill.cu"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
@@ -455,6 +455,7 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
     mlxn_cuda_dev *cd = ss->dev;
     if (gx == 0 || gy == 0 || gz == 0) return MLXN_OK; /* nothing to do */
     ss->launches++;
+    ss->last_kernel = name;
     CUfunction fn;
     ctx_set(cd);
     MLXN_TRY(mlxn_cuda_get_function(cd, source, name, &fn));

@@ -235,6 +235,7 @@ typedef struct mlxn_cuda_sess {
     int capturing;
     CUdeviceptr counters; /* MLXN_CUDA_COUNTERS zeroed u32s (lazy); kernels that use one leave it zero */
     unsigned long long launches; /* kernels launched through mlxn_cuda_launch */
+    const char *last_kernel;     /* name of the latest of them (tests check which path ran) */
     /* the GEMM path's bf16 copy of x (cuda_ops_gemm.c): valid while nothing
      * was launched, uploaded or filled since it was made */
     CUdeviceptr xcast_src, xcast_dst;

@@ -13,6 +13,10 @@
  * MLXN_CUDA_MV_VARIANT (M=1 sweep kernels of matvec_tune.cu),
  * MLXN_CUDA_NO_Q4_1_MV=1 (Q4_1 back to the generic kernel). Sets *done = 0
  * when no fast path applies so the caller runs the generic kernel.
+ * One row of x through a large MLX 4-bit weight (or one whose norm is folded
+ * in at K > 1024) on sm_90+ takes the streamed int8 tensor-core kernel of
+ * kernels/matvec_stream.cu (mvs_plan: launch shape and the size rule; env
+ * MLXN_CUDA_MV_STREAM=0 turns it off).
  * MLXN_OP_MATMUL_FUSED (one row of x, the b1 formats) launches the fused
  * kernels (norm prologue for K <= 1024, residual / SwiGLU epilogue) in the
  * row-group shape fused_shape() picks; env
@@ -234,6 +238,123 @@ typedef struct {
 #define MVF_RES 1
 #define MVF_SWIGLU 2
 
+/* ---------------------------------------------------------------- streamed one-row matmul */
+
+/* Mirrors struct MSP in matvec_stream.cu. */
+typedef struct {
+    int stages, parts, rounds, pad;
+} mvs_shape;
+#define MVS_ROWS 16      /* weight rows per warp row group (matvec_stream.cu's MS_ROWS) */
+#define MVS_SEG 1024     /* values per row per stage (MS_SEG) */
+#define MVS_ROWB 544     /* a row's bytes in a stage (MS_ROWB) */
+#define MVS_MAX_WARPS 16 /* MS_MAX_WARPS */
+#define MVS_STAGES 2     /* copy stages per warp (env MLXN_CUDA_MVS_STAGES) */
+/* Smallest weight (MB of codes) the streamed kernels take without a norm to
+ * fold in, and their longest row (env MLXN_CUDA_MVS_MIN_MB, _MAX_K). H100,
+ * µs, streamed vs the b1 kernels: 8B shapes lm_head 104.2 vs 114.8, gate|up
+ * 26.7 vs 27.4, but q|k|v (6144 x 4096) 8.8 vs 8.1, o (4096 x 4096) 6.5 vs
+ * 4.6 and down (4096 x 14336, x quantized 14 float4s a thread) 18.2 vs 15.5.
+ * End to end (8B tg128) q|k|v streamed with its norm folded in gained (403.9
+ * vs 390.8 tok/s without it; 395.2 with no streaming), o and down lost
+ * (381.1 with every matmul streamed). */
+#define MVS_MIN_MB 24
+#define MVS_MAX_K 8192
+
+typedef struct {
+    mvs_shape sh;
+    unsigned grid, threads, smem;
+} mvs_launch;
+
+static int64_t norm_fuse_max_k(void);
+
+static int env_int(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e && *e ? atoi(e) : dflt;
+}
+
+/* The launch of matvec_stream.cu's kernels for one row of x through weight w
+ * (swiglu: [gate; up] row pairs), or 0 when they don't apply: sm_90+, MLX
+ * affine 4-bit, group 64 or 128, f16/bf16 scales and biases, 16-byte aligned,
+ * K % 1024 == 0, x's int8 fragments within shared memory. One block per SM
+ * (fewer when there is little work) of up to MVS_MAX_WARPS warps, as many
+ * as their stages fit beside x; P warps share a row group when there are
+ * fewer groups than warps. Env MLXN_CUDA_MV_STREAM=0 turns them off;
+ * MLXN_CUDA_MVS_STAGES, _WARPS and _PARTS set the shape. */
+static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int swiglu, int norm, mvs_launch *L) {
+    const mlxn_weight_desc *d = &w->desc;
+    const mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
+    const char *e = getenv("MLXN_CUDA_MV_STREAM");
+    if ((e && e[0] == '0' && e[1] == 0) || cd->cc_major < 9) return 0;
+    if (d->format != MLXN_WEIGHT_MLX_AFFINE || d->bits != 4 || !d->scales || !d->biases) return 0;
+    if (d->scales->dtype == MLXN_F32 || d->biases->dtype != d->scales->dtype) return 0;
+    if (d->group_size != 64 && d->group_size != 128) return 0;
+    const CUdeviceptr sc = mlxn_cuda_addr(d->scales), bi = mlxn_cuda_addr(d->biases);
+    const int64_t K = d->cols, R = d->rows;
+    if (data % 16 || sc % 16 || bi % 16 || w->row_bytes != K / 2 || K % MVS_SEG || R < 1 || (swiglu && R % 2))
+        return 0;
+    /* every block quantizes all of x before its first MMA, and a call pays a
+     * few µs of start-up: rows up to MVS_MAX_K, and weights of MVS_MIN_MB or
+     * more unless a norm is folded in (where it saves a separate norm kernel
+     * that the b1 kernels need for K > 1024) */
+    const int64_t min_mb = env_int("MLXN_CUDA_MVS_MIN_MB", MVS_MIN_MB), max_k = env_int("MLXN_CUDA_MVS_MAX_K", MVS_MAX_K);
+    if (K > max_k || (R * K / 2 < min_mb * 1000000 && !(norm && K > norm_fuse_max_k()))) return 0;
+    const int S = env_int("MLXN_CUDA_MVS_STAGES", MVS_STAGES);
+    if (S < 1 || S > 16) return 0;
+    const int64_t gps = MVS_SEG / d->group_size, stage = MVS_ROWS * (MVS_ROWB + 4 * gps);
+    const int64_t fixed = K * 4 + K / 64 * 8, per_warp = S * (stage + 8);
+    const int64_t avail = (int64_t)cd->smem_optin - 1024 - 16; /* static shared memory, barrier padding */
+    int64_t nw_max = (avail - fixed) / per_warp;
+    const int wcap = env_int("MLXN_CUDA_MVS_WARPS", MVS_MAX_WARPS);
+    if (nw_max > wcap) nw_max = wcap;
+    if (nw_max > MVS_MAX_WARPS) nw_max = MVS_MAX_WARPS;
+    if (nw_max < 1) return 0;
+    const int64_t ngroups = swiglu ? (R / 2 + 7) / 8 : (R + MVS_ROWS - 1) / MVS_ROWS, nseg = K / MVS_SEG;
+    const int64_t sm = cd->sm_count;
+    /* P: warps per row group, each taking a part of K. The smallest of 2
+     * and 4 whose rounds keep at least 85% of the warp slots busy, else the
+     * busiest; 1 when K is one segment. (H100, MLX 4-bit, µs: gate|up
+     * 28672x4096 P=1 31.8, 2 26.7, 4 29.1; lm_head 128256x4096 113.9 /
+     * 104.2 / 111.6; down 4096x14336 51.1 / 27.8 / 18.2.) */
+    int64_t P = env_int("MLXN_CUDA_MVS_PARTS", 0);
+    if (P <= 0) {
+        double best = -1.0;
+        for (int64_t cand = 2; cand <= 4; cand *= 2) {
+            if (cand > nseg || cand > nw_max) break;
+            const int64_t slots = sm * (nw_max / cand), rounds = (ngroups + slots - 1) / slots;
+            const double eff = (double)ngroups / (double)(rounds * slots);
+            if (best < 0.85 && eff > best + 1e-9) best = eff, P = cand;
+        }
+        if (P <= 0) P = 1;
+    }
+    if (P > nseg) P = nseg;
+    if (P > nw_max) P = nw_max;
+    if (P < 1) P = 1;
+    /* warps per block: enough to cover the groups with one block per SM, a multiple of P */
+    int64_t nw = (ngroups * P + sm - 1) / sm;
+    nw = (nw + P - 1) / P * P;
+    if (nw > nw_max) nw = nw_max / P * P;
+    const int64_t gpb = nw / P, grid = (ngroups + gpb - 1) / gpb < sm ? (ngroups + gpb - 1) / gpb : sm;
+    L->sh.stages = S;
+    L->sh.parts = (int)P;
+    L->sh.rounds = (int)((ngroups + grid * gpb - 1) / (grid * gpb));
+    L->sh.pad = 0;
+    L->grid = (unsigned)grid;
+    L->threads = (unsigned)(32 * nw);
+    L->smem = (unsigned)(((nw * S * 8 + 15) & ~15) + fixed + nw * S * stage);
+    return 1;
+}
+
+static mlxn_status mvs_launch_op(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const mvs_launch *L,
+                                 CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
+    wparams_mv p = wparams_of(w, data);
+    long long Nl = w->desc.rows;
+    mvf_params fp = *f;
+    mvs_shape sh = L->sh;
+    void *args[] = {&p, &x, &y, &Nl, &fp, &sh};
+    return mlxn_cuda_launch(s, "matvec_stream.cu", norm ? "mvs_mlx4fn" : "mvs_mlx4f", L->grid, 1, 1, L->threads,
+                            L->smem, args);
+}
+
 mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done) {
     *done = 0;
     const mlxn_weight *w = op->w;
@@ -244,6 +365,13 @@ mlxn_status mlxn_cuda_matmul_fast(mlxn_session *s, const mlxn_op *op, int *done)
     if (x % 16 || K % 4) return MLXN_OK;
 
     CUdeviceptr data = mlxn_cuda_addr(d->data);
+    mvs_launch L;
+    if (M == 1 && mvs_plan(s, w, data, 0, 0, &L)) {
+        const mvf_params f = {0, 0, 0.0f, 0};
+        MLXN_TRY(mvs_launch_op(s, w, data, &L, x, y, &f, 0));
+        *done = 1;
+        return MLXN_OK;
+    }
     MLXN_TRY(mvt_try(s, w, data, x, y, M, N, K, done));
     if (*done) return MLXN_OK;
     const char *const *set = mv_set(w, data);
@@ -381,7 +509,10 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
     const mlxn_buffer *x = op->in[0], *nw = op->in[1];
     const int64_t K = x->shape[1];
     if (x->shape[0] != 1 || K % 4 || mlxn_cuda_addr(x) % 16) return 0;
-    if (nw && (mlxn_cuda_addr(nw) % 16 || K > norm_fuse_max_k())) return 0;
+    mvs_launch L;
+    const int streamed = mvs_plan(s, op->w, mlxn_cuda_addr(op->w->desc.data), op->i[0], nw != NULL, &L);
+    if (nw && (mlxn_cuda_addr(nw) % 16 || (K > norm_fuse_max_k() && !streamed))) return 0;
+    if (streamed) return 1;
     const int64_t rows = op->w->desc.rows, gx = op->i[0] ? (rows / 2 + 3) / 4 : (rows + 7) / 8;
     if (gx > 0x7fffffff) return 0;
     return fused_names(op->w, mlxn_cuda_addr(op->w->desc.data)) != NULL;
@@ -393,6 +524,8 @@ int mlxn_cuda_fusable(mlxn_session *s, const mlxn_op *op) {
 static mlxn_status launch_fused(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, const char *const *names,
                                 CUdeviceptr x, CUdeviceptr y, const mvf_params *f, int norm) {
     const mlxn_weight_desc *d = &w->desc;
+    mvs_launch L;
+    if (mvs_plan(s, w, data, (f->mode & MVF_SWIGLU) != 0, norm, &L)) return mvs_launch_op(s, w, data, &L, x, y, f, norm);
     const int shape = fused_shape(w, data, names, norm, (f->mode & MVF_SWIGLU) != 0);
     const int64_t rb = fused_rows_per_block[shape];
     const unsigned smem = shape == FUSED_TILE32 ? (unsigned)tile_smem(w) : 0;
@@ -409,7 +542,7 @@ mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
     const mlxn_weight *w = op->w;
     CUdeviceptr data = mlxn_cuda_addr(w->desc.data);
     const char *const *names = fused_names(w, data);
-    if (!names || !mlxn_cuda_fusable(s, op))
+    if (!mlxn_cuda_fusable(s, op) || (!names && !mvs_plan(s, w, data, op->i[0], op->in[1] != NULL, &(mvs_launch){0})))
         return mlxn_set_error(MLXN_ERR_INTERNAL, "matmul_fused: dispatched to CUDA for weight '%s', which the fused "
                               "kernels do not take", w->desc.name);
     const mlxn_buffer *nw = op->in[1], *res = op->in[2];

@@ -47,14 +47,7 @@ __device__ __forceinline__ float4 ldx4(const float *x, i64 off) { return __ldg((
 // may be y); MVF_SWIGLU gives each row group RW/2 gate rows g0.. and the
 // matching up rows half + g0.. (N = 2·half rows) and writes y[g] =
 // silu(gate)·up.
-#define MVF_RES 1
-#define MVF_SWIGLU 2
-struct MVF {
-    const float *nw;  // [K] norm weight (NORM kernels)
-    const float *res; // [N] residual (MVF_RES)
-    float eps;
-    int mode;
-};
+// (struct MVF and the mode bits live in quant.cu: matvec_stream.cu shares them.)
 // x·nw [k0 + off .. +3] (NORM: x times the norm weight, both through L1,
 // adding x² to ss) or x [k0 + off .. +3]. The norm kernels used to stage
 // x·nw in shared memory for every block; reading both through L1 measured

@@ -28,6 +28,18 @@ struct WP {
     int fmt, sdt, bits, group, gtype, ddt;
 };
 
+// The fused one-row matmuls' extras (matvec.cu, matvec_stream.cu), passed by
+// value; mirrors mvf_params in cuda_ops_matvec.c. MVF_RES: y[n] += res[n]
+// (res may be y); MVF_SWIGLU: W is [gate; up] and y[g] = silu(gate)·up.
+#define MVF_RES 1
+#define MVF_SWIGLU 2
+struct MVF {
+    const float *nw;  // [K] norm weight (NORM kernels)
+    const float *res; // [N] residual (MVF_RES)
+    float eps;
+    int mode;
+};
+
 __device__ __forceinline__ float ld_h_unaligned(const u8 *p) { return h2f((u16)(p[0] | (p[1] << 8))); }
 
 __device__ __forceinline__ void k4_scale_min(int j, const u8 *q, int &sc, int &mn) {
