@@ -501,6 +501,30 @@ static void test_matmul_all_formats(void) {
     }
 }
 
+/* The buffers of one mlxn_matmul_fused case on both devices: x [M, K],
+ * norm weight [K], residual [M, N], y (the residual itself when alias),
+ * scratch x [M, K] and y [M, R]. */
+typedef struct { pb x, nw, res, y, xsc, ysc; int alias; } fused_bufs;
+static fused_bufs fused_bufs_make(int64_t M, int64_t K, int64_t N, int64_t R, int alias) {
+    int64_t xs[2] = {M, K}, ys[2] = {M, N}, rs[2] = {M, R}, ks = K;
+    fused_bufs b = {.alias = alias};
+    b.x = pb_rand(MLXN_F32, 2, xs, -1, 1);
+    b.nw = pb_rand(MLXN_F32, 1, &ks, 0.5f, 1.5f);
+    b.res = pb_rand(MLXN_F32, 2, ys, -2, 2);
+    b.y = alias ? b.res : pb_f(MLXN_F32, 2, ys, NULL);
+    b.xsc = pb_f(MLXN_F32, 2, xs, NULL);
+    b.ysc = pb_f(MLXN_F32, 2, rs, NULL);
+    return b;
+}
+static void fused_bufs_free(fused_bufs *b) {
+    pb_free(b->x);
+    pb_free(b->nw);
+    pb_free(b->res);
+    if (!b->alias) pb_free(b->y);
+    pb_free(b->xsc);
+    pb_free(b->ysc);
+}
+
 /* mlxn_matmul_fused: CUDA's fused one-row kernels (MLX 4/8-bit, Q4_0, Q4_1,
  * Q8_0; warp and block row groups; the norm prologue at K = 576 by default
  * and at K = 2048 with env MLXN_CUDA_NORM_FUSE_MAX_K) and its separate-op
@@ -540,10 +564,8 @@ static void test_matmul_fused(void) {
                     for (int var = 0; var < 6; var++) {
                         if ((var == 1 && (mode != 7 || mi)) || (var == 2 && (!(mode & 1) || mi)) || (var >= 3 && mi))
                             continue;
-                        int64_t xs[2] = {M, K}, ys[2] = {M, N}, rs[2] = {M, R}, ks = K;
-                        pb x = pb_rand(MLXN_F32, 2, xs, -1, 1), nw = pb_rand(MLXN_F32, 1, &ks, 0.5f, 1.5f);
-                        pb res = pb_rand(MLXN_F32, 2, ys, -2, 2), y = alias ? res : pb_f(MLXN_F32, 2, ys, NULL);
-                        pb xsc = pb_f(MLXN_F32, 2, xs, NULL), ysc = pb_f(MLXN_F32, 2, rs, NULL);
+                        fused_bufs fb = fused_bufs_make(M, K, N, R, alias);
+                        pb x = fb.x, nw = fb.nw, res = fb.res, y = fb.y, xsc = fb.xsc, ysc = fb.ysc;
                         if (var == 1) setenv("MLXN_CUDA_FUSE", "0", 1);
                         if (var == 2) setenv("MLXN_CUDA_NORM_FUSE_MAX_K", "12288", 1);
                         if (var == 3 || var == 5) setenv("MLXN_CUDA_MV_NARROW_MAX", "100000", 1); /* at any size */
@@ -572,12 +594,7 @@ static void test_matmul_fused(void) {
                                  var == 1 ? " FUSE=0" : var == 2 ? " NORM_FUSE_MAX_K=12288" : var == 3 ? " narrow"
                                  : var == 4 ? " MV_SHAPE=w2" : var == 5 ? " narrow w8" : "");
                         cmp_f(w, y, 1e-9);
-                        pb_free(x);
-                        pb_free(nw);
-                        pb_free(res);
-                        if (!alias) pb_free(y);
-                        pb_free(xsc);
-                        pb_free(ysc);
+                        fused_bufs_free(&fb);
                     }
                 }
             }
@@ -619,10 +636,8 @@ static void test_matmul_streamed(void) {
                     if (var && sh != 1 && mode != 7 && mode != 0) continue;
                     const int64_t N = mode & 2 ? R / 2 : R;
                     const int alias = (mode & 4) != 0;
-                    int64_t xs[2] = {1, K}, ys[2] = {1, N}, rs[2] = {1, R}, ks = K;
-                    pb x = pb_rand(MLXN_F32, 2, xs, -1, 1), nw = pb_rand(MLXN_F32, 1, &ks, 0.5f, 1.5f);
-                    pb res = pb_rand(MLXN_F32, 2, ys, -2, 2), y = alias ? res : pb_f(MLXN_F32, 2, ys, NULL);
-                    pb xsc = pb_f(MLXN_F32, 2, xs, NULL), ysc = pb_f(MLXN_F32, 2, rs, NULL);
+                    fused_bufs fb = fused_bufs_make(1, K, N, R, alias);
+                    pb x = fb.x, nw = fb.nw, res = fb.res, y = fb.y, xsc = fb.xsc, ysc = fb.ysc;
                     static const char *const names[3] = {"MLXN_CUDA_MVS_STAGES", "MLXN_CUDA_MVS_WARPS",
                                                          "MLXN_CUDA_MVS_PARTS"};
                     for (int i = 0; i < 3; i++)
@@ -655,12 +670,7 @@ static void test_matmul_streamed(void) {
                              var_env[var][0] ? var_env[var][0] : "-", var_env[var][1] ? var_env[var][1] : "-",
                              var_env[var][2] ? var_env[var][2] : "-");
                     cmp_f(w, y, 1e-9);
-                    pb_free(x);
-                    pb_free(nw);
-                    pb_free(res);
-                    if (!alias) pb_free(y);
-                    pb_free(xsc);
-                    pb_free(ysc);
+                    fused_bufs_free(&fb);
                 }
             }
             free_weight(wc, hc);
