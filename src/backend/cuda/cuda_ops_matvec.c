@@ -249,6 +249,7 @@ typedef struct {
 #define MVS_ROWB 544     /* a row's bytes in a stage (MS_ROWB) */
 #define MVS_MAX_WARPS 16 /* MS_MAX_WARPS */
 #define MVS_STAGES 2     /* copy stages per warp (env MLXN_CUDA_MVS_STAGES) */
+#define MVS_BPS 1        /* blocks per SM (env MLXN_CUDA_MVS_BPS) */
 /* Smallest weight (MB of codes) the streamed kernels take without a norm to
  * fold in, and their longest row (env MLXN_CUDA_MVS_MIN_MB, _MAX_K). H100,
  * µs, streamed vs the b1 kernels: 8B shapes lm_head 104.2 vs 114.8, gate|up
@@ -302,14 +303,19 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
     if (S < 1 || S > 16) return 0;
     const int64_t gps = MVS_SEG / d->group_size, stage = MVS_ROWS * (MVS_ROWB + 4 * gps);
     const int64_t fixed = K * 4 + K / 64 * 8, per_warp = S * (stage + 8);
-    const int64_t avail = (int64_t)cd->smem_optin - 1024 - 16; /* static shared memory, barrier padding */
+    /* blocks per SM (env MLXN_CUDA_MVS_BPS): more than one lets a block's
+     * start (x quantized, first copies) overlap another's work */
+    const int64_t bps = env_int("MLXN_CUDA_MVS_BPS", MVS_BPS) < 1 ? 1 : env_int("MLXN_CUDA_MVS_BPS", MVS_BPS);
+    /* shared memory per block: the SM's (the per-block limit + 1 KB reserved) shared by bps blocks,
+     * less each block's reserve, its static shared memory and the barrier padding */
+    const int64_t avail = ((int64_t)cd->smem_optin + 1024) / bps - 1024 - 1024 - 16;
     int64_t nw_max = (avail - fixed) / per_warp;
     const int wcap = env_int("MLXN_CUDA_MVS_WARPS", MVS_MAX_WARPS);
     if (nw_max > wcap) nw_max = wcap;
     if (nw_max > MVS_MAX_WARPS) nw_max = MVS_MAX_WARPS;
     if (nw_max < 1) return 0;
     const int64_t ngroups = swiglu ? (R / 2 + 7) / 8 : (R + MVS_ROWS - 1) / MVS_ROWS, nseg = K / MVS_SEG;
-    const int64_t sm = cd->sm_count;
+    const int64_t sm = cd->sm_count * bps; /* block slots */
     /* P: warps per row group, each taking a part of K. The smallest of 2
      * and 4 whose rounds keep at least 85% of the warp slots busy, else the
      * busiest; 1 when K is one segment. (H100, MLX 4-bit, µs: gate|up
