@@ -12,7 +12,7 @@
 // fewer row groups than warps, P warps share a group, each taking a part of
 // K; their sums meet in shared memory in a fixed order.
 //
-// Arithmetic (exact): the block first turns x (times the norm weight for the
+// Arithmetic (f32-grade): the block first turns x (times the norm weight for the
 // norm prologue) into, per 64-value block, a power of two 2^E and four signed
 // int8 terms, x = 2^E·(t0 + t1/128 + t2/128² + t3/128³) to 28 bits of the
 // block's largest value. mma.sync m16n8k32 (u8 codes × s8 terms, s32
