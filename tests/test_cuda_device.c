@@ -611,16 +611,17 @@ static void test_matmul_fused(void) {
  * reference, in shapes that give partial row groups (R = 130, swiglu halves
  * of 65), several rounds per warp (4200 rows with 1 or 2 warps a block) and
  * uneven K parts (K = 3072: 3 segments over 2 parts); env variants: 1 and 2
- * copy stages (every slot reused), forced parts. Where the GPU is sm_90+ the
+ * copy stages (every slot reused), forced parts, helper warps. Where the GPU is sm_90+ the
  * kernel that ran must be an mvs_* one. */
 static void test_matmul_streamed(void) {
     const wspec specs[] = {{"mlx_b4_g64_bf16", MLXN_WEIGHT_MLX_AFFINE, MLXN_BF16, 4, 64, 0},
                            {"mlx_b4_g64_f16", MLXN_WEIGHT_MLX_AFFINE, MLXN_F16, 4, 64, 0},
                            {"mlx_b4_g128_bf16", MLXN_WEIGHT_MLX_AFFINE, MLXN_BF16, 4, 128, 0}};
     const int64_t shapes[3][2] = {{130, 2048}, {4200, 1024}, {66, 3072}}; /* rows R, K */
-    /* env variants: stages, warps cap, parts */
-    static const char *const var_env[5][3] = {
-        {NULL, NULL, NULL}, {"1", NULL, NULL}, {"2", "1", NULL}, {NULL, "2", "2"}, {"3", "6", "3"}};
+    /* env variants: stages, warps cap, parts, warps launched (the extra ones only quantize x) */
+    static const char *const var_env[6][4] = {{NULL, NULL, NULL, NULL}, {"1", NULL, NULL, NULL},
+                                              {"2", "1", NULL, NULL},    {NULL, "2", "2", NULL},
+                                              {"3", "6", "3", NULL},     {NULL, "2", "2", "16"}};
     const int sm90 = ((mlxn_cuda_dev *)g_cuda->impl)->cc_major >= 9;
     setenv("MLXN_CUDA_MVS_MIN_MB", "0", 1); /* small weights too (by default only >= 24 MB) */
     for (size_t si = 0; si < sizeof specs / sizeof specs[0]; si++) {
@@ -632,15 +633,15 @@ static void test_matmul_streamed(void) {
             mlxn_buffer *hc[3], *hr[3];
             mlxn_weight *wc = make_weight(g_cuda, sp, R, K, &wb, 0, hc), *wr = make_weight(g_ref, sp, R, K, &wb, 0, hr);
             for (int mode = 0; mode < 8 && wc && wr; mode++) { /* 0 plain matmul; bits: 1 norm, 2 swiglu, 4 residual */
-                for (int var = 0; var < 5; var++) {
+                for (int var = 0; var < 6; var++) {
                     if (var && sh != 1 && mode != 7 && mode != 0) continue;
                     const int64_t N = mode & 2 ? R / 2 : R;
                     const int alias = (mode & 4) != 0;
                     fused_bufs fb = fused_bufs_make(1, K, N, R, alias);
                     pb x = fb.x, nw = fb.nw, res = fb.res, y = fb.y, xsc = fb.xsc, ysc = fb.ysc;
-                    static const char *const names[3] = {"MLXN_CUDA_MVS_STAGES", "MLXN_CUDA_MVS_WARPS",
-                                                         "MLXN_CUDA_MVS_PARTS"};
-                    for (int i = 0; i < 3; i++)
+                    static const char *const names[4] = {"MLXN_CUDA_MVS_STAGES", "MLXN_CUDA_MVS_WARPS",
+                                                         "MLXN_CUDA_MVS_PARTS", "MLXN_CUDA_MVS_HELPERS"};
+                    for (int i = 0; i < 4; i++)
                         if (var_env[var][i]) setenv(names[i], var_env[var][i], 1);
                     for (int side_ = 0; side_ < 2; side_++) {
                         mlxn_session *s = NULL;
@@ -662,13 +663,14 @@ static void test_matmul_streamed(void) {
                         CHECK_OK(mlxn_session_finish(s));
                         mlxn_session_destroy(s);
                     }
-                    for (int i = 0; i < 3; i++) unsetenv(names[i]);
-                    char w[192];
-                    snprintf(w, sizeof w, "streamed %s R=%lld K=%lld%s%s%s%s stages=%s warps=%s parts=%s", sp->name,
+                    for (int i = 0; i < 4; i++) unsetenv(names[i]);
+                    char w[224];
+                    snprintf(w, sizeof w, "streamed %s R=%lld K=%lld%s%s%s%s stages=%s warps=%s parts=%s launched=%s",
+                             sp->name,
                              (long long)R, (long long)K, mode ? "" : " plain", mode & 1 ? " norm" : "",
                              mode & 2 ? " swiglu" : "", mode & 4 ? " residual (in place)" : "",
                              var_env[var][0] ? var_env[var][0] : "-", var_env[var][1] ? var_env[var][1] : "-",
-                             var_env[var][2] ? var_env[var][2] : "-");
+                             var_env[var][2] ? var_env[var][2] : "-", var_env[var][3] ? var_env[var][3] : "-");
                     cmp_f(w, y, 1e-9);
                     fused_bufs_free(&fb);
                 }

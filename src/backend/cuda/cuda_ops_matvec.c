@@ -242,7 +242,7 @@ typedef struct {
 
 /* Mirrors struct MSP in matvec_stream.cu. */
 typedef struct {
-    int stages, parts, rounds, pad;
+    int stages, parts, rounds, work;
 } mvs_shape;
 #define MVS_ROWS 16      /* weight rows per warp row group (matvec_stream.cu's MS_ROWS) */
 #define MVS_SEG 1024     /* values per row per stage (MS_SEG) */
@@ -343,9 +343,17 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
     L->sh.stages = S;
     L->sh.parts = (int)P;
     L->sh.rounds = (int)((ngroups + grid * gpb - 1) / (grid * gpb));
-    L->sh.pad = 0;
+    /* helper warps only share the quantization of x: a block launches
+     * MVS_MAX_WARPS warps for rows of 4096 or more (env MLXN_CUDA_MVS_HELPERS:
+     * warps launched, 0 none). H100 tg128 with 16 vs nw: 8B (K = 4096)
+     * 407.6 / 407.3 vs 402.2 / 402.5 tok/s; 1B (K = 2048) 1,523.5 / 1,524.1
+     * vs 1,560.7 / 1,559.4 (a full block waits for an empty SM). */
+    int64_t launched = env_int("MLXN_CUDA_MVS_HELPERS", K >= 4096 ? MVS_MAX_WARPS : 0);
+    if (launched > MVS_MAX_WARPS) launched = MVS_MAX_WARPS;
+    if (launched < nw) launched = nw;
+    L->sh.work = (int)nw;
     L->grid = (unsigned)grid;
-    L->threads = (unsigned)(32 * nw);
+    L->threads = (unsigned)(32 * launched);
     L->smem = (unsigned)(((nw * S * 8 + 15) & ~15) + fixed + nw * S * stage);
     return 1;
 }

@@ -39,7 +39,7 @@
 // warp, warps per row group, row-group rounds per block (the same for every
 // warp of a block: P > 1 combines each round's parts at a barrier).
 struct MSP {
-    int stages, parts, rounds, pad;
+    int stages, parts, rounds, work; // work: warps that stream (0: all); the others only quantize x
 };
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
@@ -151,7 +151,7 @@ __device__ void mvs_body(const WP &w, const float *x, float *y, i64 N, const MVF
     extern __shared__ __align__(16) u8 ms_smem[];
     __shared__ float red[32];                         // block_sum
     __shared__ float part_sum[MS_MAX_WARPS][MS_ROWS]; // P > 1: each warp's row sums
-    const int S = sp.stages, P = sp.parts, nwarp = blockDim.x >> 5;
+    const int S = sp.stages, P = sp.parts, nwarp = sp.work > 0 ? sp.work : blockDim.x >> 5;
     const int t = threadIdx.x, lane = t & 31, warp = t >> 5, g = lane >> 2, c = lane & 3;
     const i64 K = w.K, nblk = K / MS_BLK, nseg = K / MS_SEG, gpr = K / w.group;
     const int gps = MS_SEG / w.group;                   // scale groups per segment
@@ -170,7 +170,8 @@ __device__ void mvs_body(const WP &w, const float *x, float *y, i64 N, const MVF
     const int part = warp % P;
     const i64 stride = (i64)gridDim.x * (nwarp / P);
     const i64 gfirst = (i64)(warp / P) * gridDim.x + blockIdx.x;
-    const i64 nvalid = gfirst < ngroups ? (ngroups - 1 - gfirst) / stride + 1 : 0;
+    const int worker = warp < nwarp; // helper warps (past sp.work) only quantize x
+    const i64 nvalid = worker && gfirst < ngroups ? (ngroups - 1 - gfirst) / stride + 1 : 0;
     const int seg0 = (int)(part * nseg / P), nsp = (int)((part + 1) * nseg / P) - seg0;
     const i64 nst = nvalid * nsp; // stages this warp consumes
     u64 pol;
@@ -199,7 +200,7 @@ __device__ void mvs_body(const WP &w, const float *x, float *y, i64 N, const MVF
     };
 
     PDL_LAUNCH();
-    if (lane == 0) {
+    if (lane == 0 && worker) {
         for (int i = 0; i < S; i++) mbar_init(bar0 + 8 * i, 1);
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
     }
