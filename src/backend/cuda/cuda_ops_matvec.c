@@ -305,7 +305,8 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
     const int64_t fixed = K * 4 + K / 64 * 8, per_warp = S * (stage + 8);
     /* blocks per SM (env MLXN_CUDA_MVS_BPS): more than one lets a block's
      * start (x quantized, first copies) overlap another's work */
-    const int64_t bps = env_int("MLXN_CUDA_MVS_BPS", MVS_BPS) < 1 ? 1 : env_int("MLXN_CUDA_MVS_BPS", MVS_BPS);
+    int64_t bps = env_int("MLXN_CUDA_MVS_BPS", MVS_BPS);
+    if (bps < 1) bps = 1;
     /* shared memory per block: the SM's (the per-block limit + 1 KB reserved) shared by bps blocks,
      * less each block's reserve, its static shared memory and the barrier padding */
     const int64_t avail = ((int64_t)cd->smem_optin + 1024) / bps - 1024 - 1024 - 16;
@@ -556,7 +557,7 @@ mlxn_status mlxn_cuda_op_matmul_fused(mlxn_session *s, const mlxn_op *op) {
     const mlxn_weight *w = op->w;
     CUdeviceptr data = mlxn_cuda_addr(w->desc.data);
     const char *const *names = fused_names(w, data);
-    if (!mlxn_cuda_fusable(s, op) || (!names && !mvs_plan(s, w, data, op->i[0], op->in[1] != NULL, &(mvs_launch){0})))
+    if (!mlxn_cuda_fusable(s, op)) /* true only where the streamed kernel or `names` takes it */
         return mlxn_set_error(MLXN_ERR_INTERNAL, "matmul_fused: dispatched to CUDA for weight '%s', which the fused "
                               "kernels do not take", w->desc.name);
     const mlxn_buffer *nw = op->in[1], *res = op->in[2];
