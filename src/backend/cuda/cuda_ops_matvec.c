@@ -280,7 +280,8 @@ static int env_int(const char *name, int dflt) {
  * (fewer when there is little work) of up to MVS_MAX_WARPS warps, as many
  * as their stages fit beside x; P warps share a row group when there are
  * fewer groups than warps. Env MLXN_CUDA_MV_STREAM=0 turns them off;
- * MLXN_CUDA_MVS_STAGES, _WARPS and _PARTS set the shape. */
+ * MLXN_CUDA_MVS_MIN_MB and _MAX_K set the size rule, _STAGES, _WARPS,
+ * _PARTS, _BPS and _HELPERS the shape. */
 static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int swiglu, int norm, mvs_launch *L) {
     const mlxn_weight_desc *d = &w->desc;
     const mlxn_cuda_dev *cd = mlxn_cuda_dev_of(s);
