@@ -1252,15 +1252,6 @@ static void test_cuda_required(void) {
 }
 
 /* MLXN_TEST_FILTER=a,b runs only the cases whose name contains a or b (the sanitizer runs use it) */
-static int selected(const char *name) {
-    const char *f = getenv("MLXN_TEST_FILTER");
-    if (!f || !*f) return 1;
-    char buf[256];
-    snprintf(buf, sizeof buf, "%s", f);
-    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
-        if (strstr(name, tok)) return 1;
-    return 0;
-}
 /* Each case draws its data from a generator seeded by its name, so a
  * filtered run (the sanitizers) sees the same data as the full run. */
 static uint64_t name_seed(const char *name) {
@@ -1268,7 +1259,7 @@ static uint64_t name_seed(const char *name) {
     for (; *name; name++) h = (h ^ (uint8_t)*name) * 0x100000001b3ull;
     return h;
 }
-#define RUN(fn) do { if (selected(#fn)) { t_rng_seed(&g_rng, name_seed(#fn)); T_RUN(fn); } } while (0)
+#define RUN(fn) do { if (t_selected(#fn)) { t_rng_seed(&g_rng, name_seed(#fn)); T_RUN(fn); } } while (0)
 
 int main(void) {
     /* core/device.c references the CUDA backend weakly; with the static library this

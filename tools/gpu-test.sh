@@ -9,6 +9,7 @@
 #   OUT=dir     log directory
 #   GPU_TEST_BENCH=0   skip the benchmark;  GPU_TEST_SHARED=0  skip test_ops/test_quant
 #   SKIP_NVRTC=1      skip the NVRTC compile-all test (CI runs it)
+#   GPU_TEST_DECODE=0 skip the MLX 4-bit decode-vs-prefill check (GPU_TEST_DECODE_MODEL=dir: its model)
 #   T_TEST / T_SAN / T_BENCH   per-step time limits in seconds (default 300 / 240 / 300)
 set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -61,6 +62,22 @@ run_test test_cuda_device "$BUILD/tests/test_cuda_device"
     grep -q '"cuda"' "$ROOT/tests/$t.c" 2>/dev/null || continue
     [ -x "$BUILD/tests/$t" ] && run_test "$t" "$BUILD/tests/$t" MLXN_TEST_DEVICES=${MLXN_TEST_DEVICES:-cuda}
 done
+
+# ---- an MLX 4-bit model's decode step (the streamed int8-MMA matmuls, which
+# the SmolLM2 GGUF never reaches) against its batched prefill: a random
+# Llama-3.2-1B-shaped directory (~0.7 GB, made once; GPU_TEST_DECODE=0 skips)
+if [ "${GPU_TEST_DECODE:-1}" != 0 ] && [ -x "$BUILD/tests/test_model" ]; then
+    DM=${GPU_TEST_DECODE_MODEL:-$BUILD/random-llama3.2-1b}
+    [ -f "$DM/config.json" ] || python3 "$ROOT/scripts/make_random_mlx_model.py" --preset llama3.2-1b --out "$DM" \
+        > "$OUT/decode_model.log" 2>&1
+    if [ -f "$DM/config.json" ]; then
+        run_test test_model_mlx4 "$BUILD/tests/test_model" MLXN_TEST_DEVICE=cuda MLXN_TEST_DECODE_MODEL="$DM" \
+            MLXN_TEST_FILTER=decode_paths_agree_mlx4
+        grep -h "decode vs batched" "$OUT/test_model_mlx4.log" 2>/dev/null
+    else
+        note test_model_mlx4 MISSING "could not make the random model (see decode_model.log)"
+    fi
+fi
 
 # ---- compute-sanitizer
 CS=$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null)

@@ -20,7 +20,18 @@ void t_fail(const char *file, int line, const char *fmt, ...) {
     t_case_failed = 1;
 }
 
+int t_selected(const char *name) {
+    const char *f = getenv("MLXN_TEST_FILTER");
+    if (!f || !*f) return 1;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", f);
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ","))
+        if (strstr(name, tok)) return 1;
+    return 0;
+}
+
 void t_run(const char *name, void (*fn)(void)) {
+    if (!t_selected(name)) return;
     t_current = name;
     t_case_failed = 0;
     fn();

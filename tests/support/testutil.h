@@ -17,6 +17,8 @@ extern const char *t_current;
 void t_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Run one case: prints "ok"/"FAIL" with the case name. */
 void t_run(const char *name, void (*fn)(void));
+/* MLXN_TEST_FILTER=a,b: run only the cases whose names contain a or b (T_RUN skips the others). */
+int t_selected(const char *name);
 #define T_RUN(fn) t_run(#fn, fn)
 int t_finish(void); /* prints "N passed, N failed"; returns 0 if none failed */
 
