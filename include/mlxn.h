@@ -376,6 +376,10 @@ typedef struct mlxn_attention_params {
     int window;         /* 0 = none; else keys with qpos - kpos >= window are masked */
     int ring;           /* 0: linear cache (slot = position); 1: ring buffer (slot = position % capacity) */
     int64_t kv_len;     /* used only when positions == NULL: keys 0..kv_len-1 */
+    int64_t kv_bound;   /* 0, or a linear cache's bound B the caller guarantees: every position < B.
+                         * A backend may size its work to B instead of the capacity (CUDA's decode
+                         * kernel: its split grid, so a graph recorded with B serves every length up
+                         * to B); on CUDA a position >= B raises an error (keys past it ignored) */
 } mlxn_attention_params;
 
 /* q: [T, Hq, D] f32; k_cache, v_cache: [Hkv, C, D] (f32, f16 or bf16, same);

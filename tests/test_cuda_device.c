@@ -780,6 +780,7 @@ typedef struct {
     int causal, window, ring, use_pos;
     float softcap;
     int32_t pos0; /* positions pos0 .. pos0+T-1 */
+    int64_t kv_bound; /* mlxn_attention_params.kv_bound (0: none) */
 } attn_case;
 
 /* shuffle: positions are a random permutation of pos0 .. pos0+T-1 (rows out
@@ -804,14 +805,16 @@ static void run_attn_case(const attn_case *ac, int shuffle, int general) {
     p.window = ac->window;
     p.ring = ac->ring;
     p.kv_len = ac->pos0 + ac->T;
+    p.kv_bound = ac->kv_bound;
     if (general) setenv("MLXN_CUDA_ATTN", "general", 1);
     BOTH(mlxn_attention(s, X(q), X(k), X(v), ac->use_pos ? X(pos) : NULL, &p, X(out)));
     if (general) unsetenv("MLXN_CUDA_ATTN");
     char w[200];
-    snprintf(w, sizeof w, "attention T=%d Hq=%d Hkv=%d D=%d C=%lld %s causal=%d window=%d ring=%d softcap=%g pos0=%d%s%s%s",
+    snprintf(w, sizeof w,
+             "attention T=%d Hq=%d Hkv=%d D=%d C=%lld %s causal=%d window=%d ring=%d softcap=%g pos0=%d bound=%lld%s%s%s",
              ac->T, ac->Hq, ac->Hkv, ac->D, (long long)ac->C, mlxn_dtype_name(ac->kdt), ac->causal, ac->window,
-             ac->ring, (double)ac->softcap, ac->pos0, ac->use_pos ? "" : " (kv_len)", shuffle ? " shuffled" : "",
-             general ? " [general]" : "");
+             ac->ring, (double)ac->softcap, ac->pos0, (long long)ac->kv_bound, ac->use_pos ? "" : " (kv_len)",
+             shuffle ? " shuffled" : "", general ? " [general]" : "");
     cmp_f(w, out, 1e-9);
     pb_free(q); pb_free(k); pb_free(v); pb_free(pos); pb_free(out);
     free(pv);
@@ -819,35 +822,40 @@ static void run_attn_case(const attn_case *ac, int shuffle, int general) {
 
 static void test_attention(void) {
     const attn_case cases[] = {
-        {1, 32, 8, 128, 4096, MLXN_F16, 1, 0, 0, 1, 0, 3000},
-        {1, 32, 8, 128, 4096, MLXN_BF16, 1, 0, 0, 1, 0, 4095},
-        {1, 8, 8, 128, 1000, MLXN_F32, 1, 0, 0, 1, 0, 999},
-        {4, 8, 2, 64, 700, MLXN_F16, 1, 0, 0, 1, 0, 300},
-        {4, 8, 2, 64, 700, MLXN_F16, 1, 0, 0, 0, 0, 300},
-        {3, 6, 2, 96, 300, MLXN_F32, 1, 0, 0, 1, 0, 10},
-        {2, 12, 2, 128, 256, MLXN_F16, 1, 0, 1, 1, 0, 1000},   /* ring, wrapped */
-        {2, 4, 1, 128, 2048, MLXN_BF16, 1, 100, 0, 1, 0, 1500}, /* sliding window */
-        {1, 4, 4, 256, 512, MLXN_F16, 1, 0, 0, 1, 30.0f, 511},  /* softcap, D=256 */
-        {5, 4, 2, 64, 64, MLXN_F32, 0, 0, 0, 1, 0, 20},         /* not causal */
-        {1, 16, 2, 128, 16384, MLXN_F16, 1, 0, 0, 1, 0, 16383}, /* G = 8 */
-        {1, 10, 2, 64, 128, MLXN_F32, 1, 0, 0, 1, 0, 0},        /* G = 5 (group of 1), first token */
+        {1, 32, 8, 128, 4096, MLXN_F16, 1, 0, 0, 1, 0, 3000, 0},
+        {1, 32, 8, 128, 4096, MLXN_BF16, 1, 0, 0, 1, 0, 4095, 0},
+        {1, 8, 8, 128, 1000, MLXN_F32, 1, 0, 0, 1, 0, 999, 0},
+        {4, 8, 2, 64, 700, MLXN_F16, 1, 0, 0, 1, 0, 300, 0},
+        {4, 8, 2, 64, 700, MLXN_F16, 1, 0, 0, 0, 0, 300, 0},
+        {3, 6, 2, 96, 300, MLXN_F32, 1, 0, 0, 1, 0, 10, 0},
+        {2, 12, 2, 128, 256, MLXN_F16, 1, 0, 1, 1, 0, 1000, 0},   /* ring, wrapped */
+        {2, 4, 1, 128, 2048, MLXN_BF16, 1, 100, 0, 1, 0, 1500, 0}, /* sliding window */
+        {1, 4, 4, 256, 512, MLXN_F16, 1, 0, 0, 1, 30.0f, 511, 0},  /* softcap, D=256 */
+        {5, 4, 2, 64, 64, MLXN_F32, 0, 0, 0, 1, 0, 20, 0},         /* not causal */
+        {1, 16, 2, 128, 16384, MLXN_F16, 1, 0, 0, 1, 0, 16383, 0}, /* G = 8 */
+        {1, 10, 2, 64, 128, MLXN_F32, 1, 0, 0, 1, 0, 0, 0},        /* G = 5 (group of 1), first token */
+        /* kv_bound: the decode grid covers the bound, not the capacity */
+        {1, 32, 8, 128, 4096, MLXN_F16, 1, 0, 0, 1, 0, 200, 256},
+        {4, 8, 2, 64, 700, MLXN_F16, 1, 0, 0, 1, 0, 300, 304},      /* the last position at the bound */
+        {1, 16, 2, 128, 16384, MLXN_F16, 1, 0, 0, 1, 0, 1000, 1024}, /* G = 8: heads per block by the bound */
+        {1, 8, 8, 128, 1000, MLXN_F32, 1, 0, 0, 0, 0, 99, 100},     /* positions from kv_len */
         /* T > 4: the prefill kernel (attention_prefill.cu: tiles of 64 items,
          * 64 keys) where it applies, else the general path */
-        {5, 8, 2, 64, 64, MLXN_F16, 1, 0, 0, 1, 0, 0},          /* G = 4: 16 rows per block */
-        {37, 8, 8, 128, 600, MLXN_BF16, 1, 0, 0, 1, 0, 100},    /* G = 1, chunked prefill */
-        {130, 16, 8, 64, 1024, MLXN_F32, 1, 0, 0, 1, 0, 0},     /* G = 2 */
-        {130, 32, 8, 128, 4096, MLXN_F16, 1, 0, 0, 1, 0, 381},  /* G = 4, C >> keys */
-        {70, 16, 2, 128, 300, MLXN_F16, 1, 0, 0, 0, 0, 200},    /* G = 8, positions from kv_len */
-        {40, 6, 2, 64, 128, MLXN_BF16, 1, 0, 0, 1, 0, 7},       /* G = 3: one head per block */
-        {100, 8, 2, 128, 256, MLXN_BF16, 0, 0, 0, 1, 0, 40},    /* not causal */
-        {90, 8, 4, 64, 512, MLXN_F16, 1, 33, 0, 1, 0, 300},     /* sliding window */
-        {77, 8, 4, 128, 256, MLXN_F16, 0, 33, 0, 1, 0, 100},    /* not causal, window */
-        {65, 4, 4, 128, 192, MLXN_BF16, 1, 0, 0, 1, 30.0f, 10}, /* softcap */
-        {64, 8, 2, 64, 64, MLXN_F32, 1, 0, 0, 1, 0, 0},         /* C = T: the whole cache */
-        {256, 32, 8, 128, 1024, MLXN_F16, 1, 0, 0, 1, 0, 0},    /* the 8B-model shape, first chunk */
-        {20, 8, 2, 128, 64, MLXN_F16, 1, 0, 1, 1, 0, 100},      /* ring: general path */
-        {20, 4, 2, 96, 100, MLXN_F32, 1, 0, 0, 1, 0, 30},       /* D = 96: general path */
-        {12, 4, 1, 256, 64, MLXN_BF16, 1, 0, 0, 1, 0, 5},       /* D = 256: general path */
+        {5, 8, 2, 64, 64, MLXN_F16, 1, 0, 0, 1, 0, 0, 0},          /* G = 4: 16 rows per block */
+        {37, 8, 8, 128, 600, MLXN_BF16, 1, 0, 0, 1, 0, 100, 0},    /* G = 1, chunked prefill */
+        {130, 16, 8, 64, 1024, MLXN_F32, 1, 0, 0, 1, 0, 0, 0},     /* G = 2 */
+        {130, 32, 8, 128, 4096, MLXN_F16, 1, 0, 0, 1, 0, 381, 0},  /* G = 4, C >> keys */
+        {70, 16, 2, 128, 300, MLXN_F16, 1, 0, 0, 0, 0, 200, 0},    /* G = 8, positions from kv_len */
+        {40, 6, 2, 64, 128, MLXN_BF16, 1, 0, 0, 1, 0, 7, 0},       /* G = 3: one head per block */
+        {100, 8, 2, 128, 256, MLXN_BF16, 0, 0, 0, 1, 0, 40, 0},    /* not causal */
+        {90, 8, 4, 64, 512, MLXN_F16, 1, 33, 0, 1, 0, 300, 0},     /* sliding window */
+        {77, 8, 4, 128, 256, MLXN_F16, 0, 33, 0, 1, 0, 100, 0},    /* not causal, window */
+        {65, 4, 4, 128, 192, MLXN_BF16, 1, 0, 0, 1, 30.0f, 10, 0}, /* softcap */
+        {64, 8, 2, 64, 64, MLXN_F32, 1, 0, 0, 1, 0, 0, 0},         /* C = T: the whole cache */
+        {256, 32, 8, 128, 1024, MLXN_F16, 1, 0, 0, 1, 0, 0, 0},    /* the 8B-model shape, first chunk */
+        {20, 8, 2, 128, 64, MLXN_F16, 1, 0, 1, 1, 0, 100, 0},      /* ring: general path */
+        {20, 4, 2, 96, 100, MLXN_F32, 1, 0, 0, 1, 0, 30, 0},       /* D = 96: general path */
+        {12, 4, 1, 256, 64, MLXN_BF16, 1, 0, 0, 1, 0, 5, 0},       /* D = 256: general path */
     };
     const size_t n = sizeof cases / sizeof cases[0];
     for (size_t i = 0; i < n; i++) run_attn_case(&cases[i], 0, 0);
@@ -857,6 +865,38 @@ static void test_attention(void) {
         if (cases[i].use_pos) run_attn_case(&cases[i], 1, 0);
         run_attn_case(&cases[i], 0, 1);
     }
+}
+
+/* A decode position at or past the op's kv_bound is an error (the grid
+ * does not cover its keys), reported by the session; at bound - 1 it is not. */
+static void test_attention_bound_error(void) {
+    const int64_t qs[3] = {1, 8, 64}, ks[3] = {2, 1024, 64}, one = 1;
+    mlxn_buffer *q = mk1(g_cuda, MLXN_F32, 3, qs, NULL), *k = mk1(g_cuda, MLXN_F16, 3, ks, NULL);
+    mlxn_buffer *v = mk1(g_cuda, MLXN_F16, 3, ks, NULL), *out = mk1(g_cuda, MLXN_F32, 3, qs, NULL);
+    CHECK_OK(mlxn_buffer_fill_bytes(q, 0));
+    CHECK_OK(mlxn_buffer_fill_bytes(k, 0));
+    CHECK_OK(mlxn_buffer_fill_bytes(v, 0));
+    for (int past = 0; past < 2; past++) {
+        int32_t pv = past ? 256 : 255;
+        mlxn_buffer *pos = mk1(g_cuda, MLXN_I32, 1, &one, &pv);
+        mlxn_attention_params p = {.scale = 0.125f, .causal = 1, .kv_bound = 256};
+        mlxn_session *s = NULL;
+        CHECK_OK(mlxn_session_begin(g_cuda, &s));
+        if (!s) break;
+        CHECK_OK(mlxn_attention(s, q, k, v, pos, &p, out));
+        mlxn_status st = mlxn_session_finish(s);
+        if (past)
+            CHECK_MSG(st == MLXN_ERR_RANGE && t_contains(mlxn_last_error(), "kv_bound"),
+                      "position 256 with kv_bound 256: status %d (%s)", (int)st, mlxn_last_error());
+        else
+            CHECK_MSG(st == MLXN_OK, "position 255 with kv_bound 256: %s", mlxn_last_error());
+        mlxn_session_destroy(s);
+        mlxn_buffer_release(pos);
+    }
+    mlxn_buffer_release(q);
+    mlxn_buffer_release(k);
+    mlxn_buffer_release(v);
+    mlxn_buffer_release(out);
 }
 
 /* rope_kv_append: the one-launch kernel (T <= 8) and the four-op fallback
@@ -1297,6 +1337,7 @@ int main(void) {
     RUN(test_matmul_all_formats);
     RUN(test_matmul_fused);
     RUN(test_matmul_streamed);
+    RUN(test_attention_bound_error);
     RUN(test_matmul_large_m);
     RUN(test_gemm_x_reuse);
     RUN(test_graph_replay);

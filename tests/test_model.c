@@ -558,6 +558,9 @@ out:
  * replays; the decode steps run the fused one-row path, prefill the separate
  * weights (views of the same storage). */
 static void decode_paths_agree(const char *path, int relative) {
+    /* decode graphs per bucket of 4 positions (4, 8, 16, 32): the 12 steps
+     * below cross three bucket bounds (attention sized to each bound) */
+    setenv("MLXN_DECODE_BUCKET", "4", 1);
     mlxn_model *m = NULL;
     mlxn_model_load_opts lo = { 1 }; /* decode steps use the fused q|k|v and gate|up weights */
     CHECK_OK(mlxn_model_load(path, g_dev, &lo, &m));
@@ -648,6 +651,7 @@ static void decode_paths_agree(const char *path, int relative) {
     free(all);
     free(step);
     mlxn_model_free(m);
+    unsetenv("MLXN_DECODE_BUCKET");
 }
 
 static void test_decode_paths_agree(void) {

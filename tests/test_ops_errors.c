@@ -249,6 +249,17 @@ static void test_attention_errors(void) {
     CHECK_ERR(mlxn_attention(S, q, k, v, NULL, &b, o), MLXN_ERR_RANGE, "attention: kv_len (33) exceeds the linear cache capacity C (32)");
     b.ring = 1;
     CHECK_OK(mlxn_attention(S, q, k, v, NULL, &b, o)); /* a ring holds the last C of more positions */
+    b = p;
+    b.kv_bound = 33;
+    CHECK_ERR(mlxn_attention(S, q, k, v, pos, &b, o), MLXN_ERR_INVALID_ARG, "attention: kv_bound (33) must be 0 or in [1, C = 32] with a linear cache (ring = 0)");
+    b.kv_bound = 16;
+    b.ring = 1;
+    CHECK_ERR(mlxn_attention(S, q, k, v, pos, &b, o), MLXN_ERR_INVALID_ARG, "attention: kv_bound (16) must be 0 or in [1, C = 32] with a linear cache (ring = 1)");
+    b.ring = 0;
+    b.kv_len = 17;
+    CHECK_ERR(mlxn_attention(S, q, k, v, NULL, &b, o), MLXN_ERR_RANGE, "attention: kv_len (17) exceeds kv_bound (16)");
+    b.kv_len = 16;
+    CHECK_OK(mlxn_attention(S, q, k, v, NULL, &b, o));
     CHECK_ERR(mlxn_attention(S, q, k, bufd(OTHER, MLXN_F16, 3, 2, 32, 64, 0), pos, &p, o), MLXN_ERR_INVALID_ARG,
               "attention: v_cache lives on device 'ref'");
     check_session_usable();

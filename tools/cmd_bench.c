@@ -32,6 +32,8 @@ static void bench_help(FILE *f) {
             "  -n, --n-gen N[,N..]     generation lengths (default 128; 0 = skip)\n"
             "  -d, --n-depth N[,N..]   tokens already in the cache when each test starts (default 0)\n"
             "  -r, --repetitions N     timed repetitions per test (default 5)\n"
+            "  -c, --ctx-size N        KV cache slots (default: what the largest test needs; a larger\n"
+            "                          cache measures decode as in a chat session's cache)\n"
             "  --kv-f32                f32 KV cache on CUDA (default f16)\n"
             "  --no-graph              decode without the recorded graph\n"
             "  -v, --verbose           print every repetition\n"
@@ -92,7 +94,7 @@ static mlxn_status time_run(mlxn_runner *r, const int32_t *ids, int64_t vocab, i
 
 int mlxn_cmd_bench(int argc, char **argv) {
     const char *model = NULL, *device = "auto";
-    int threads = 0, reps = 5, verbose = 0, kv_f32 = 0, use_graph = -1;
+    int threads = 0, reps = 5, verbose = 0, kv_f32 = 0, use_graph = -1, ctx = 0;
     int pp[MAX_TESTS] = { 512 }, tg[MAX_TESTS] = { 128 }, depth[MAX_TESTS] = { 0 }, n_pp = 1, n_tg = 1, n_depth = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -106,6 +108,7 @@ int mlxn_cmd_bench(int argc, char **argv) {
         else if (IS("-p") || IS("--n-prompt")) { NEEDV(); if (!parse_list(a, v, pp, &n_pp)) return 2; }
         else if (IS("-n") || IS("--n-gen")) { NEEDV(); if (!parse_list(a, v, tg, &n_tg)) return 2; }
         else if (IS("-d") || IS("--n-depth")) { NEEDV(); if (!parse_list(a, v, depth, &n_depth)) return 2; }
+        else if (IS("-c") || IS("--ctx-size")) { NEEDV(); if (!cli_parse_int(a, v, 1, 1 << 24, &ctx)) return 2; }
         else if (IS("--kv-f32")) kv_f32 = 1;
         else if (IS("--no-graph")) use_graph = 0;
         else if (IS("-v") || IS("--verbose")) verbose = 1;
@@ -126,6 +129,7 @@ int mlxn_cmd_bench(int argc, char **argv) {
     const mlxn_model_config *c = &L.model->cfg;
     mlxn_runner_opts ro = mlxn_runner_default_opts();
     ro.n_ctx = max_d + (max_pp > max_tg + 1 ? max_pp : max_tg + 1);
+    if (ctx > ro.n_ctx) ro.n_ctx = ctx;
     ro.n_batch = max_pp > 0 ? max_pp : max_d > 0 ? (max_d < 512 ? max_d : 512) : 1;
     ro.use_graph = use_graph;
     if (kv_f32) ro.kv_dtype = MLXN_F32;

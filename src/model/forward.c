@@ -71,6 +71,7 @@ struct mlxn_forward_state {
     fused_views fu;
     mlxn_buffer *qkv_store, *gu_store;      /* storage of the fused views */
     mlxn_buffer *step_ids;                  /* i32 [1] the one-row embedding reads, or NULL: one.ids */
+    int64_t kv_bound;                       /* attention's kv_bound (0: none) */
 };
 
 static void fused_release(fused_views *f) {
@@ -237,6 +238,10 @@ int mlxn_forward_state_max_tokens(const mlxn_forward_state *st) { return st ? st
 mlxn_buffer *mlxn_forward_state_ids(mlxn_forward_state *st) { return st->one.ids; }
 mlxn_buffer *mlxn_forward_state_positions(mlxn_forward_state *st) { return st->one.pos; }
 
+void mlxn_forward_state_set_kv_bound(mlxn_forward_state *st, int64_t bound) {
+    if (st) st->kv_bound = bound > 0 ? bound : 0;
+}
+
 mlxn_status mlxn_forward_state_set_step_ids(mlxn_forward_state *st, mlxn_buffer *ids) {
     if (!st) return mlxn_set_error(MLXN_ERR_INVALID_ARG, "forward_state_set_step_ids: NULL state");
     mlxn_buffer *v = NULL;
@@ -303,6 +308,7 @@ mlxn_status mlxn_forward_enqueue(const mlxn_model *m, mlxn_forward_state *st, ml
     memset(&ap, 0, sizeof ap);
     ap.scale = 1.0f / sqrtf((float)c->head_dim);
     ap.causal = 1;
+    ap.kv_bound = st->kv_bound < kv->capacity ? st->kv_bound : 0;
 
     MLXN_TRY(mlxn_embedding(s, m->tok_embd, n == 1 && st->step_ids ? st->step_ids : v->ids, v->x)); // x [n, d]
     const fused_views *f = &st->fu;

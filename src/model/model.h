@@ -138,6 +138,10 @@ mlxn_buffer *mlxn_forward_state_positions(mlxn_forward_state *st);
  * instead of the state's ids buffer; NULL restores that. The state keeps a
  * view of it. */
 mlxn_status mlxn_forward_state_set_step_ids(mlxn_forward_state *st, mlxn_buffer *ids);
+/* While non-zero, the forward passes' attention ops carry kv_bound = bound
+ * (mlxn_attention_params): the caller guarantees every position < bound, so a
+ * recorded decode graph sizes its attention to it; 0 restores the default. */
+void mlxn_forward_state_set_kv_bound(mlxn_forward_state *st, int64_t bound);
 
 /* Enqueue the forward pass for n tokens (n <= max_tokens) whose ids and
  * positions are already in the state's ids/positions buffers (views of the

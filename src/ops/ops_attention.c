@@ -54,6 +54,12 @@ static mlxn_status attention_check(const char *op, mlxn_session *s, const mlxn_b
         return mlxn_set_error(MLXN_ERR_INVALID_ARG, "%s: ring must be 0 or 1, got %d", op, p->ring);
     if (p->window < 0)
         return mlxn_set_error(MLXN_ERR_INVALID_ARG, "%s: window must be >= 0 (0 = none), got %d", op, p->window);
+    if (p->kv_bound < 0 || p->kv_bound > C || (p->kv_bound > 0 && p->ring))
+        return mlxn_set_error(MLXN_ERR_INVALID_ARG, "%s: kv_bound (%lld) must be 0 or in [1, C = %lld] with a linear "
+                              "cache (ring = %d)", op, (long long)p->kv_bound, (long long)C, p->ring);
+    if (!positions && p->kv_bound > 0 && p->kv_len > p->kv_bound)
+        return mlxn_set_error(MLXN_ERR_RANGE, "%s: kv_len (%lld) exceeds kv_bound (%lld)", op, (long long)p->kv_len,
+                              (long long)p->kv_bound);
     if (!positions) {
         if (p->kv_len < T)
             return mlxn_set_error(MLXN_ERR_RANGE, "%s: kv_len (%lld) must be >= the number of query rows T (%lld) "

@@ -292,7 +292,7 @@ static mlxn_status check_err_word(mlxn_cuda_sess *ss) {
                               "kv_append (cuda): a position was outside [0, capacity) of a linear cache (row skipped)");
     if (e & MLXN_CUDA_ERR_ATTN_RANGE)
         return mlxn_set_error(MLXN_ERR_RANGE, "attention (cuda): a position was negative or outside the linear cache "
-                                              "capacity (keys past capacity ignored)");
+                                              "capacity or the op's kv_bound (keys past them ignored)");
     return mlxn_set_error(MLXN_ERR_INTERNAL, "cuda: kernel raised error flags 0x%x", e);
 }
 

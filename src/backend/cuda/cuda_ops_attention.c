@@ -6,7 +6,8 @@
  * K/V tiles in shared memory;
  * else attn_prep + the general attn_* kernel) and the instance (cache dtype,
  * head-dim bound 64/128/256, GQA group 1/2/4/8 per block), sizes the split-K
- * grid from the cache capacity C and the number of (query row, KV head group)
+ * grid from the cache capacity C (the decode path: the op's kv_bound where
+ * set) and the number of (query row, KV head group)
  * pairs (decode: 3-4 blocks of 4 warps per SM, chunks of whole 64-key units;
  * general: ~2 blocks of 8 warps per SM, whole 256-key tiles), and lays out
  * the per-split partials in session scratch. The grid never depends on
@@ -82,7 +83,9 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
     mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
     int T = (int)q->shape[0], Hq = (int)q->shape[1], D = (int)q->shape[2];
     int Hkv = (int)kc->shape[0];
-    int64_t C = kc->shape[1];
+    const int64_t C = kc->shape[1];
+    /* the keys the grid covers: the op's kv_bound (a linear cache), else the capacity */
+    const int64_t Cg = p->kv_bound > 0 && p->kv_bound < C && !p->ring ? p->kv_bound : C;
     static const char *const names[3][3][4] = ATTN_NAMES("attn_dec");
     static const char *const rnames[3][3][4] = ATTN_NAMES("attn_decr");
     int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
@@ -96,18 +99,18 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
                               (long long)pairs, MLXN_CUDA_COUNTERS);
     /* splits: ~DEC_PER_SM blocks per SM over all pairs, chunks of whole
      * DEC_UNIT keys and at least DEC_MIN_CHUNK, at most DEC_MAXSPLIT splits */
-    int per_sm = DEC_PER_SM(C);
+    int per_sm = DEC_PER_SM(Cg);
     const char *eb = getenv("MLXN_CUDA_ATTN_BPS"); /* tuning: target blocks per SM (1..32) */
     if (eb && atoi(eb) >= 1 && atoi(eb) <= 32) per_sm = atoi(eb);
     int64_t want = ((int64_t)cd->sm_count * per_sm + pairs - 1) / pairs;
     if (want < 1) want = 1;
-    int64_t chunk = (C + want - 1) / want;
-    if (chunk < (C + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT) chunk = (C + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT;
+    int64_t chunk = (Cg + want - 1) / want;
+    if (chunk < (Cg + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT) chunk = (Cg + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT;
     const char *em = getenv("MLXN_CUDA_ATTN_MIN_CHUNK"); /* tuning: fewest keys per split */
     const int64_t min_chunk = em && atoll(em) > 0 ? atoll(em) : DEC_MIN_CHUNK;
     if (chunk < min_chunk) chunk = min_chunk;
     chunk = (chunk + DEC_UNIT - 1) / DEC_UNIT * DEC_UNIT;
-    int64_t nsplit = (C + chunk - 1) / chunk;
+    int64_t nsplit = (Cg + chunk - 1) / chunk;
     if (nsplit > DEC_MAXSPLIT || chunk > INT32_MAX)
         return mlxn_set_error(MLXN_ERR_INTERNAL, "attention (cuda): %lld splits of %lld keys", (long long)nsplit,
                               (long long)chunk);
@@ -310,7 +313,7 @@ static mlxn_status attention_dispatch(mlxn_session *s, const mlxn_op *op, const 
     /* MLXN_CUDA_ATTN=general forces the general kernel (A/B benchmarks) */
     const int general = force_general();
     if (rope || (T <= DEC_TMAX && !general)) {
-        gb = decode_heads_per_block(G, gb, C);
+        gb = decode_heads_per_block(G, gb, op->p.attn.kv_bound > 0 && !op->p.attn.ring ? op->p.attn.kv_bound : C);
         hgroups = G / gb;
         return attention_decode(s, op, q, kc, vc, pos, out, rope, dmax, gb, hgroups);
     }

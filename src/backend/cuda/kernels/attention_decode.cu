@@ -193,7 +193,8 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
         bad |= p < 0;
         mp = max(mp, p);
     }
-    if (!a.ring && (i64)mp >= a.C) bad = true;
+    // past the capacity, or past the keys the grid covers (the op's kv_bound)
+    if (!a.ring && ((i64)mp >= a.C || (i64)mp >= (i64)a.nsplit * a.chunk)) bad = true;
     // bit 2: a bad attention position; RP also appends, so bit 1 as kv_append
     if (bad && blockIdx.x == 0 && blockIdx.y == 0 && blockIdx.z == 0 && threadIdx.x == 0) atomicOr(a.err, RP ? 6u : 4u);
     const i64 maxpos = mp;
@@ -210,8 +211,8 @@ __device__ __forceinline__ void dec_body(const DecArgs &a, const DecRope &r) {
     if (c0 < vlo) c0 = vlo;
     if (c1 > vhi) c1 = vhi;
     const i64 r0 = a.ring ? lo % a.C : 0;
-    // splits past the newest position hold no keys (grid sizes follow C, not
-    // the length): they return at once; the active ones count themselves in
+    // splits past the newest position hold no keys (grid sizes follow C or
+    // the op's kv_bound, not the length): they return at once; the active ones count themselves in
     // and the last of them combines the nact partials (every block computes
     // the same nact). Counting the idle ones in as well cost the 135M's
     // decode at depth 0 1.7% in a 1,153-slot cache, 2% in 4,097 (H100).
