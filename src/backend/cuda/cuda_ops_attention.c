@@ -18,7 +18,8 @@
  * Env MLXN_CUDA_ATTN=general forces the general path (no decode or prefill
  * kernel, and no fused step); MLXN_CUDA_ROPE_ATTN=0 declines the fused step
  * (rope_kv_append + attention, A/B); MLXN_CUDA_ATTN_BPS=n sets the decode
- * path's target blocks per SM; MLXN_CUDA_ATTN_PF_ORDER=plain gives the
+ * path's target blocks per SM; MLXN_CUDA_ATTN_ONE_SPLIT=N its one-split
+ * limit (0: off); MLXN_CUDA_ATTN_PF_ORDER=plain gives the
  * prefill kernel a plain latest-rows-first block order (A/B). */
 #include "backend/cuda/cuda_internal.h"
 
@@ -67,6 +68,15 @@ typedef struct {
  * 1,814 / 1,497 / 1,433; 1,830 / 1,358 / 1,345; – / 1,170 / 1,141. 8B
  * shape, depth 0: 386 (64) vs 390 (256). */
 #define DEC_MIN_CHUNK 128
+/* Grids over at most DEC_ONE_SPLIT keys (a short cache, the first decode
+ * bucket) take one split when they have at most DEC_ONE_SPLIT_PAIRS (row,
+ * head group) pairs (env MLXN_CUDA_ATTN_ONE_SPLIT=N sets the first, 0: off).
+ * H100 tg128, one split vs two of 128 keys: real SmolLM2 (9 pairs) 2,044.1 /
+ * 2,045.1 vs 1,989.4 / 1,989.8, in a 4,096-slot cache 2,037.8 vs 1,973.7;
+ * random 1B (32 pairs) 1,530.7 / 1,527.0 vs 1,555.5, 8B (32) 407.7 vs
+ * 408.1: hence the pair limit. */
+#define DEC_ONE_SPLIT 256
+#define DEC_ONE_SPLIT_PAIRS 16
 /* target blocks of 4 warps per SM: 4 for caches up to 8192 slots, else 3
  * (H100, hd 128, 32/8 heads, µs at 3 vs 4: 4k 22.9 vs 20.6, 8k 35.2 vs 29.0,
  * 16k 48.6 vs 68.2 — chunks round to whole 64-key units) */
@@ -107,7 +117,12 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
     int64_t chunk = (Cg + want - 1) / want;
     if (chunk < (Cg + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT) chunk = (Cg + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT;
     const char *em = getenv("MLXN_CUDA_ATTN_MIN_CHUNK"); /* tuning: fewest keys per split */
-    const int64_t min_chunk = em && atoll(em) > 0 ? atoll(em) : DEC_MIN_CHUNK;
+    int64_t min_chunk = em && atoll(em) > 0 ? atoll(em) : DEC_MIN_CHUNK;
+    /* a grid over at most DEC_ONE_SPLIT keys (a short cache, the first decode
+     * bucket): one split, no idle blocks */
+    const char *eo = getenv("MLXN_CUDA_ATTN_ONE_SPLIT");
+    const int64_t one_split = eo && *eo ? atoll(eo) : DEC_ONE_SPLIT;
+    if (!(em && atoll(em) > 0) && Cg <= one_split && pairs <= DEC_ONE_SPLIT_PAIRS) min_chunk = Cg;
     if (chunk < min_chunk) chunk = min_chunk;
     chunk = (chunk + DEC_UNIT - 1) / DEC_UNIT * DEC_UNIT;
     int64_t nsplit = (Cg + chunk - 1) / chunk;
