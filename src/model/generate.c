@@ -13,8 +13,9 @@
  * overlaps the GPU's work; a caller that passes another id than the
  * predicted one makes the runner wait for the speculative step and redo the
  * position. Env MLXN_DECODE_AHEAD=0 turns it off, MLXN_MAPPED_IO=0 brings
- * the DMA copies (one graph) back, both for A/B. Sampling steps download the
- * logits row. Stop strings are matched on the detokenized text; text that
+ * the DMA copies (one graph) back, both for A/B. The graphs are recorded
+ * per bucket of positions (see NBUCKET), each sizing its attention to its
+ * bucket. Sampling steps download the logits row. Stop strings are matched on the detokenized text; text that
  * could still become a stop string is held back from the stream. */
 #include "model/generate.h"
 
@@ -283,14 +284,6 @@ static mlxn_status wait_word(mlxn_runner *r, volatile int32_t *w, int32_t *out) 
     return MLXN_OK;
 }
 
-/* One decode step through the graph ring at position n = n_tokens (graph
- * j = n mod RING). Unless the step was already enqueued speculatively for
- * this id, writes W_j = id, P_j = n, W_{j+1} = -1 and replays graph j. With
- * `ahead` (greedy) and room in the cache, then enqueues step n + 1 (P_{j+1},
- * W_{j+2} = -1, graph j + 1, which reads W_{j+1} on the device). Every word
- * the host writes belongs to a graph that has finished: W_{j+2} is the input
- * of step n - 1, whose output the host has already read. Returns step n's
- * argmax in *next (if next is NULL, waits for the stream; nothing enqueued). */
 /* Bucket b's ring of graphs, recorded when first needed with nothing
  * running (a queued speculative step is waited for, and kept). */
 static mlxn_status ensure_ring(mlxn_runner *r, int b) {
@@ -302,6 +295,15 @@ static mlxn_status ensure_ring(mlxn_runner *r, int b) {
     return MLXN_OK;
 }
 
+/* One decode step through the graph ring at position n = n_tokens (graph
+ * j = n mod RING of n's bucket). Unless the step was already enqueued
+ * speculatively for this id, writes W_j = id, P_j = n, W_{j+1} = -1 and
+ * replays graph j. With `ahead` (greedy) and room in the cache, then
+ * enqueues step n + 1 (P_{j+1}, W_{j+2} = -1, graph j + 1 of n + 1's bucket,
+ * which reads W_{j+1} on the device). Every word
+ * the host writes belongs to a graph that has finished: W_{j+2} is the input
+ * of step n - 1, whose output the host has already read. Returns step n's
+ * argmax in *next (if next is NULL, waits for the stream; nothing enqueued). */
 static mlxn_status ring_step(mlxn_runner *r, int32_t id, int ahead, int32_t *next) {
     const int n = r->n_tokens, j = n % RING, j1 = (n + 1) % RING, j2 = (n + 2) % RING;
     if (!r->io) MLXN_TRY(make_io(r));
