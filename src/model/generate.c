@@ -15,8 +15,9 @@
  * position. Env MLXN_DECODE_AHEAD=0 turns it off, MLXN_MAPPED_IO=0 brings
  * the DMA copies (one graph) back, both for A/B. The graphs are recorded
  * per bucket of positions (see NBUCKET), each sizing its attention to its
- * bucket. Sampling steps download the logits row. Stop strings are matched on the detokenized text; text that
- * could still become a stop string is held back from the stream. */
+ * bucket. Sampling steps download the logits row. Stop strings are matched
+ * on the detokenized text; text that could still become a stop string is
+ * held back from the stream. */
 #include "model/generate.h"
 
 #include <stdlib.h>
@@ -287,11 +288,10 @@ static mlxn_status wait_word(mlxn_runner *r, volatile int32_t *w, int32_t *out) 
 /* Bucket b's ring of graphs, recorded when first needed with nothing
  * running (a queued speculative step is waited for, and kept). */
 static mlxn_status ensure_ring(mlxn_runner *r, int b) {
+    if (r->ring[b][RING - 1]) return MLXN_OK; /* recorded in order: all there */
+    MLXN_TRY(mlxn_session_finish(r->s));
     for (int g = 0; g < RING; g++)
-        if (!r->ring[b][g]) {
-            MLXN_TRY(mlxn_session_finish(r->s));
-            MLXN_TRY(record_step(r, g, b, &r->ring[b][g]));
-        }
+        if (!r->ring[b][g]) MLXN_TRY(record_step(r, g, b, &r->ring[b][g]));
     return MLXN_OK;
 }
 
@@ -300,10 +300,10 @@ static mlxn_status ensure_ring(mlxn_runner *r, int b) {
  * speculatively for this id, writes W_j = id, P_j = n, W_{j+1} = -1 and
  * replays graph j. With `ahead` (greedy) and room in the cache, then
  * enqueues step n + 1 (P_{j+1}, W_{j+2} = -1, graph j + 1 of n + 1's bucket,
- * which reads W_{j+1} on the device). Every word
- * the host writes belongs to a graph that has finished: W_{j+2} is the input
- * of step n - 1, whose output the host has already read. Returns step n's
- * argmax in *next (if next is NULL, waits for the stream; nothing enqueued). */
+ * which reads W_{j+1} on the device). Every word the host writes belongs to
+ * a graph that has finished: W_{j+2} is the input of step n - 1, whose
+ * output the host has already read. Returns step n's argmax in *next (if
+ * next is NULL, waits for the stream; nothing enqueued). */
 static mlxn_status ring_step(mlxn_runner *r, int32_t id, int ahead, int32_t *next) {
     const int n = r->n_tokens, j = n % RING, j1 = (n + 1) % RING, j2 = (n + 2) % RING;
     if (!r->io) MLXN_TRY(make_io(r));

@@ -83,6 +83,12 @@ typedef struct {
 #define DEC_PER_SM(C) ((C) <= 8192 ? 4 : 3)
 #define DEC_MAXSPLIT 256 /* attention.cu's DEC_MAXSPLIT */
 
+/* The keys a decode grid covers: the op's kv_bound (linear caches), else
+ * the capacity C. */
+static int64_t decode_grid_keys(const mlxn_attention_params *p, int64_t C) {
+    return p->kv_bound > 0 && p->kv_bound < C && !p->ring ? p->kv_bound : C;
+}
+
 /* The decode kernel over q [T, Hq, D] and the caches; rope != NULL: the
  * fused step's variant (T = 1) with that prologue. */
 static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const mlxn_buffer *q, const mlxn_buffer *kc,
@@ -93,9 +99,7 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
     mlxn_cuda_sess *ss = mlxn_cuda_sess_of(s);
     int T = (int)q->shape[0], Hq = (int)q->shape[1], D = (int)q->shape[2];
     int Hkv = (int)kc->shape[0];
-    const int64_t C = kc->shape[1];
-    /* the keys the grid covers: the op's kv_bound (a linear cache), else the capacity */
-    const int64_t Cg = p->kv_bound > 0 && p->kv_bound < C && !p->ring ? p->kv_bound : C;
+    const int64_t C = kc->shape[1], Cg = decode_grid_keys(p, C);
     static const char *const names[3][3][4] = ATTN_NAMES("attn_dec");
     static const char *const rnames[3][3][4] = ATTN_NAMES("attn_decr");
     int di = kc->dtype == MLXN_F32 ? 0 : kc->dtype == MLXN_F16 ? 1 : 2;
@@ -117,12 +121,13 @@ static mlxn_status attention_decode(mlxn_session *s, const mlxn_op *op, const ml
     int64_t chunk = (Cg + want - 1) / want;
     if (chunk < (Cg + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT) chunk = (Cg + DEC_MAXSPLIT - 1) / DEC_MAXSPLIT;
     const char *em = getenv("MLXN_CUDA_ATTN_MIN_CHUNK"); /* tuning: fewest keys per split */
-    int64_t min_chunk = em && atoll(em) > 0 ? atoll(em) : DEC_MIN_CHUNK;
+    const int min_env = em && atoll(em) > 0;
+    int64_t min_chunk = min_env ? atoll(em) : DEC_MIN_CHUNK;
     /* a grid over at most DEC_ONE_SPLIT keys (a short cache, the first decode
      * bucket): one split, no idle blocks */
     const char *eo = getenv("MLXN_CUDA_ATTN_ONE_SPLIT");
     const int64_t one_split = eo && *eo ? atoll(eo) : DEC_ONE_SPLIT;
-    if (!(em && atoll(em) > 0) && Cg <= one_split && pairs <= DEC_ONE_SPLIT_PAIRS) min_chunk = Cg;
+    if (!min_env && Cg <= one_split && pairs <= DEC_ONE_SPLIT_PAIRS) min_chunk = Cg;
     if (chunk < min_chunk) chunk = min_chunk;
     chunk = (chunk + DEC_UNIT - 1) / DEC_UNIT * DEC_UNIT;
     int64_t nsplit = (Cg + chunk - 1) / chunk;
@@ -328,7 +333,7 @@ static mlxn_status attention_dispatch(mlxn_session *s, const mlxn_op *op, const 
     /* MLXN_CUDA_ATTN=general forces the general kernel (A/B benchmarks) */
     const int general = force_general();
     if (rope || (T <= DEC_TMAX && !general)) {
-        gb = decode_heads_per_block(G, gb, op->p.attn.kv_bound > 0 && !op->p.attn.ring ? op->p.attn.kv_bound : C);
+        gb = decode_heads_per_block(G, gb, decode_grid_keys(&op->p.attn, C));
         hgroups = G / gb;
         return attention_decode(s, op, q, kc, vc, pos, out, rope, dmax, gb, hgroups);
     }
