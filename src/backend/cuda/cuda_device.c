@@ -466,21 +466,38 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
      * part is not known here, so any large dynamic request opts in, and asks
      * for the largest shared-memory carveout (a hint: such kernels run
      * several blocks of tens of KB per SM) */
+    int keep_carveout = 0;
     if (smem > 16 * 1024) {
         cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
         cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
+        ss->big_smem_recent = cd->carveout_near;
+    } else if (ss->big_smem_recent > 0) {
+        /* The few launches after a large-shared-memory kernel (the decode
+         * step's streamed matmuls) keep the largest carveout too, so that an
+         * SM need not change its L1 / shared split between neighbours. H100,
+         * tg128: see MLXN_CUDA_CARVEOUT_NEAR in cuda_internal.h. */
+        ss->big_smem_recent--;
+        keep_carveout = 1;
     }
     CUresult r;
-    if (cd->pdl && pdl_source(source)) {
-        /* programmatic dependent launch: this grid may be scheduled while the
-         * previous kernel in the stream still runs; its kernels wait for that
-         * kernel's completion (griddepcontrol.wait in PDL_ENTER) before they
-         * touch memory, so only the launch latency overlaps */
-        mlxn_cu_launch_attr attr;
-        memset(&attr, 0, sizeof attr);
-        attr.id = MLXN_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
-        attr.v.value = 1;
-        mlxn_cu_launch_config cfg = {gx, gy, gz, bx, 1, 1, smem, ss->stream, &attr, 1};
+    const int pdl = cd->pdl && pdl_source(source);
+    if (pdl || keep_carveout) {
+        /* pdl: programmatic dependent launch: this grid may be scheduled
+         * while the previous kernel in the stream still runs; its kernels wait
+         * for that kernel's completion (griddepcontrol.wait in PDL_ENTER)
+         * before they touch memory, so only the launch latency overlaps */
+        mlxn_cu_launch_attr attr[2];
+        memset(attr, 0, sizeof attr);
+        unsigned n = 0;
+        if (pdl) {
+            attr[n].id = MLXN_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+            attr[n++].v.value = 1;
+        }
+        if (keep_carveout) {
+            attr[n].id = MLXN_CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT;
+            attr[n++].v.value = 100;
+        }
+        mlxn_cu_launch_config cfg = {gx, gy, gz, bx, 1, 1, smem, ss->stream, attr, n};
         r = cd->cu->cuLaunchKernelEx(&cfg, fn, args, NULL);
     } else {
         r = cd->cu->cuLaunchKernel(fn, gx, gy, gz, bx, 1, 1, smem, ss->stream, args, NULL);
@@ -552,6 +569,11 @@ mlxn_status mlxn_cuda_device_open(int ordinal, const mlxn_device_opts *opts, mlx
         const char *e = getenv("MLXN_CUDA_PDL");
         int want = !(e && e[0] == '0' && e[1] == 0);
         cd->pdl = want && cd->cc_major >= 9 && cu->cuLaunchKernelEx != NULL;
+        /* the per-launch carveout attribute: drivers of CUDA 12.8 and later */
+        const char *n = getenv("MLXN_CUDA_CARVEOUT_NEAR");
+        int ver = 0;
+        const int can = cu->cuLaunchKernelEx != NULL && cu->cuDriverGetVersion(&ver) == CUDA_SUCCESS && ver >= 12080;
+        cd->carveout_near = !can ? 0 : n && *n ? atoi(n) : MLXN_CUDA_CARVEOUT_NEAR;
     }
     cu->cuDeviceTotalMem(&cd->total_mem, cd->dev);
     if (cd->cc_major < 8) {

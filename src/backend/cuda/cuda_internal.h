@@ -47,6 +47,7 @@ typedef struct CUgraphExec_st *CUgraphExec;
 /* driver entry points, resolved with dlsym (versioned names where the header maps them) */
 /* Driver ABI of cuLaunchKernelEx (cuda.h: CUlaunchAttribute, CUlaunchConfig). */
 #define MLXN_CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION 6
+#define MLXN_CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT 14
 typedef struct mlxn_cu_launch_attr {
     int id;
     char pad[4];
@@ -194,6 +195,7 @@ typedef struct mlxn_cuda_dev {
     int l2_bytes;
     int smem_optin;
     int pdl; /* programmatic dependent launch for kernels whose source opts in (sm_90+, MLXN_CUDA_PDL != 0) */
+    int carveout_near; /* launches after a large-shared-memory one that keep its carveout (MLXN_CUDA_CARVEOUT_NEAR) */
     size_t total_mem;
     mlxn_cuda_registry reg;
     /* pinned staging for uploads/downloads (2 halves, double-buffered) */
@@ -234,6 +236,7 @@ typedef struct mlxn_cuda_sess {
     int n_old_scratch;
     int capturing;
     CUdeviceptr counters; /* MLXN_CUDA_COUNTERS zeroed u32s (lazy); kernels that use one leave it zero */
+    int big_smem_recent; /* launches left that keep the largest carveout (mlxn_cuda_launch) */
     unsigned long long launches; /* kernels launched through mlxn_cuda_launch */
     const char *last_kernel;     /* name of the latest of them (tests check which path ran) */
     /* the GEMM path's bf16 copy of x (cuda_ops_gemm.c): valid while nothing
@@ -244,6 +247,17 @@ typedef struct mlxn_cuda_sess {
 } mlxn_cuda_sess;
 
 #define MLXN_CUDA_COUNTERS (1u << 20)
+/* Launches after a kernel of more than 16 KB of dynamic shared memory (which
+ * asks for the largest carveout) that ask for it too (env
+ * MLXN_CUDA_CARVEOUT_NEAR, 0: off): in the decode step those are the
+ * attention, o and down kernels between the streamed matmuls, and an SM then
+ * keeps one L1 / shared-memory split across the step. H100, tg128 tok/s, 4
+ * vs 0: 8B shape 410.2 / 410.5 vs 407.0 / 407.3 (2: 410.6, 8: 410.3), 1B
+ * 1,557 / 1,565 vs 1,557 / 1,558, real SmolLM2 (no such kernel) 2,064 /
+ * 2,067 both; 8B pp512 16,792 / 16,801 vs 16,847 ± 32. The largest carveout
+ * for every kernel instead: 8B 410.3, 135M 1,971 vs 1,989 (the one-row
+ * matmuls read x through what is left of L1). */
+#define MLXN_CUDA_CARVEOUT_NEAR 4
 #define MLXN_CUDA_ERR_EMBED_RANGE 1u
 #define MLXN_CUDA_ERR_KV_RANGE 2u
 #define MLXN_CUDA_ERR_ATTN_RANGE 4u
