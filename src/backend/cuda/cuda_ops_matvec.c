@@ -341,10 +341,8 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
     int64_t nw = (ngroups * P + sm - 1) / sm;
     nw = (nw + P - 1) / P * P;
     if (nw > nw_max) nw = nw_max / P * P;
-    const int64_t gpb = nw / P, grid = (ngroups + gpb - 1) / gpb < sm ? (ngroups + gpb - 1) / gpb : sm;
-    L->sh.stages = S;
-    L->sh.parts = (int)P;
-    L->sh.rounds = (int)((ngroups + grid * gpb - 1) / (grid * gpb));
+    int64_t gpb = nw / P, grid = (ngroups + gpb - 1) / gpb < sm ? (ngroups + gpb - 1) / gpb : sm;
+    const int64_t rounds = (ngroups + grid * gpb - 1) / (grid * gpb);
     /* helper warps only share the quantization of x: a block launches
      * MVS_MAX_WARPS warps for rows of 4096 or more (env MLXN_CUDA_MVS_HELPERS:
      * warps launched, 0 none). H100 tg128 with 16 vs nw: 8B (K = 4096)
@@ -352,7 +350,21 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
      * vs 1,560.7 / 1,559.4 (a full block waits for an empty SM). */
     int64_t launched = env_int("MLXN_CUDA_MVS_HELPERS", K >= 4096 ? MVS_MAX_WARPS : 0);
     if (launched > MVS_MAX_WARPS) launched = MVS_MAX_WARPS;
+    /* Without helpers, the fewest row groups a block (so warps) that keep
+     * the number of rounds: the rounds take as long, and a smaller block
+     * leaves registers and shared memory for the next kernel's blocks to
+     * start beside it (env MLXN_CUDA_MVS_TRIM=0: off). H100 tg128, the 1B's
+     * gate|up (1,024 row groups, P = 2) in 8 warps instead of 10 (2 rounds
+     * either way): see BENCHMARKS.md, session 10. */
+    if (launched <= nw && env_int("MLXN_CUDA_MVS_TRIM", 1) && rounds > 0) {
+        gpb = (ngroups + grid * rounds - 1) / (grid * rounds);
+        nw = gpb * P;
+        launched = nw;
+    }
     if (launched < nw) launched = nw;
+    L->sh.stages = S;
+    L->sh.parts = (int)P;
+    L->sh.rounds = (int)rounds;
     L->sh.work = (int)nw;
     L->grid = (unsigned)grid;
     L->threads = (unsigned)(32 * launched);
