@@ -449,11 +449,6 @@ static int pdl_source(const char *source) {
     return 0;
 }
 
-static int g_carve_pct(void) { /* EXPERIMENT */
-    const char *e = getenv("MLXN_CUDA_CARVEOUT_PCT");
-    return e && *e ? atoi(e) : 100;
-}
-
 mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *name, unsigned gx, unsigned gy,
                              unsigned gz, unsigned bx, unsigned smem, void **args) {
     mlxn_cuda_sess *ss = s->impl;
@@ -474,7 +469,7 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
     int keep_carveout = 0;
     if (smem > 16 * 1024) {
         cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, (int)smem);
-        cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, g_carve_pct());
+        cd->cu->cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, 100);
         ss->big_smem_recent = cd->carveout_near;
     } else if (ss->big_smem_recent > 0) {
         /* The few launches after a large-shared-memory kernel (the decode
@@ -500,7 +495,7 @@ mlxn_status mlxn_cuda_launch(mlxn_session *s, const char *source, const char *na
         }
         if (keep_carveout) {
             attr[n].id = MLXN_CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT;
-            attr[n++].v.value = g_carve_pct();
+            attr[n++].v.value = 100;
         }
         mlxn_cu_launch_config cfg = {gx, gy, gz, bx, 1, 1, smem, ss->stream, attr, n};
         r = cd->cu->cuLaunchKernelEx(&cfg, fn, args, NULL);
