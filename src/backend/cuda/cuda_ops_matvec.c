@@ -250,6 +250,7 @@ typedef struct {
 #define MVS_MAX_WARPS 16 /* MS_MAX_WARPS */
 #define MVS_STAGES 2     /* copy stages per warp (env MLXN_CUDA_MVS_STAGES) */
 #define MVS_BPS 1        /* blocks per SM (env MLXN_CUDA_MVS_BPS) */
+#define MVS_HELPERS_MIN_ROUNDS 3 /* fewest rounds that take helper warps (env MLXN_CUDA_MVS_HELPERS_MIN_ROUNDS) */
 /* Smallest weight (MB of codes) the streamed kernels take without a norm to
  * fold in, and their longest row (env MLXN_CUDA_MVS_MIN_MB, _MAX_K). H100,
  * µs, streamed vs the b1 kernels: 8B shapes lm_head 104.2 vs 114.8, gate|up
@@ -350,6 +351,12 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
      * vs 1,560.7 / 1,559.4 (a full block waits for an empty SM). */
     int64_t launched = env_int("MLXN_CUDA_MVS_HELPERS", K >= 4096 ? MVS_MAX_WARPS : 0);
     if (launched > MVS_MAX_WARPS) launched = MVS_MAX_WARPS;
+    /* ... and only for matmuls of several rounds (env
+     * MLXN_CUDA_MVS_HELPERS_MIN_ROUNDS): the 8B's q|k|v (2 rounds) without
+     * them, whose smaller block then starts beside the down kernel's last
+     * blocks: 8B tg128 412.9 / 413.6 vs 410.3 / 410.4; also without them on
+     * the gate|up (3 rounds): 404.0. */
+    if (rounds < env_int("MLXN_CUDA_MVS_HELPERS_MIN_ROUNDS", MVS_HELPERS_MIN_ROUNDS)) launched = 0;
     /* Without helpers, the fewest row groups a block (so warps) that keep
      * the number of rounds: the rounds take as long, and a smaller block
      * leaves registers and shared memory for the next kernel's blocks to
