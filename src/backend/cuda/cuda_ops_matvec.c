@@ -348,15 +348,15 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
      * MVS_MAX_WARPS warps for rows of 4096 or more (env MLXN_CUDA_MVS_HELPERS:
      * warps launched, 0 none). H100 tg128 with 16 vs nw: 8B (K = 4096)
      * 407.6 / 407.3 vs 402.2 / 402.5 tok/s; 1B (K = 2048) 1,523.5 / 1,524.1
-     * vs 1,560.7 / 1,559.4 (a full block waits for an empty SM). */
-    int64_t launched = env_int("MLXN_CUDA_MVS_HELPERS", K >= 4096 ? MVS_MAX_WARPS : 0);
+     * vs 1,560.7 / 1,559.4 (a full block waits for an empty SM). By default
+     * only matmuls of several rounds take them (MVS_HELPERS_MIN_ROUNDS, env
+     * MLXN_CUDA_MVS_HELPERS_MIN_ROUNDS): the 8B's q|k|v (2 rounds) runs
+     * without, and its smaller block starts beside the down kernel's last
+     * blocks: 8B tg128 412.9 / 413.6 vs 410.3 / 410.4 (the gate|up, 3 rounds,
+     * also without: 404.0). */
+    const int helpers = K >= 4096 && rounds >= env_int("MLXN_CUDA_MVS_HELPERS_MIN_ROUNDS", MVS_HELPERS_MIN_ROUNDS);
+    int64_t launched = env_int("MLXN_CUDA_MVS_HELPERS", helpers ? MVS_MAX_WARPS : 0);
     if (launched > MVS_MAX_WARPS) launched = MVS_MAX_WARPS;
-    /* ... and only for matmuls of several rounds (env
-     * MLXN_CUDA_MVS_HELPERS_MIN_ROUNDS): the 8B's q|k|v (2 rounds) without
-     * them, whose smaller block then starts beside the down kernel's last
-     * blocks: 8B tg128 412.9 / 413.6 vs 410.3 / 410.4; also without them on
-     * the gate|up (3 rounds): 404.0. */
-    if (rounds < env_int("MLXN_CUDA_MVS_HELPERS_MIN_ROUNDS", MVS_HELPERS_MIN_ROUNDS)) launched = 0;
     /* Without helpers, the fewest row groups a block (so warps) that keep
      * the number of rounds: the rounds take as long, and a smaller block
      * leaves registers and shared memory for the next kernel's blocks to
