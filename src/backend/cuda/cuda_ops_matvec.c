@@ -363,7 +363,7 @@ static int mvs_plan(mlxn_session *s, const mlxn_weight *w, CUdeviceptr data, int
      * start beside it (env MLXN_CUDA_MVS_TRIM=0: off). H100 tg128, the 1B's
      * gate|up (1,024 row groups, P = 2) in 8 warps instead of 10 (2 rounds
      * either way): see BENCHMARKS.md, session 10. */
-    if (launched <= nw && env_int("MLXN_CUDA_MVS_TRIM", 1) && rounds > 0) {
+    if (launched <= nw && env_int("MLXN_CUDA_MVS_TRIM", 1)) {
         gpb = (ngroups + grid * rounds - 1) / (grid * rounds);
         nw = gpb * P;
         launched = nw;
